@@ -28,6 +28,8 @@ extern "C" {
 #define AUTH_MAX_CHANNEL_LEN 128     /* channel: at most 128 of [A-Za-z0-9_.:@-] */
 #define AUTH_MAX_PATTERNS 256        /* more channels/publish entries: invalid */
 #define AUTH_DEFAULT_LEEWAY 30       /* seconds of clock skew allowed */
+#define AUTH_MAX_LEEWAY 300          /* auth_keyring_set_leeway clamps to 0..this */
+#define AUTH_MIN_RSA_BITS 2048       /* smaller RSA keys are refused (RFC 7518 3.3) */
 
 /* Error codes. Each has a short close reason (auth_strerror). */
 #define AUTH_OK 0
@@ -69,12 +71,15 @@ int auth_keyring_add_hmac(auth_keyring *kr, const char *kid, const unsigned char
                           size_t len);
 
 /* Adds an RSA or EC public key in PEM. The key type decides the accepted
- * algorithms: RSA -> RS256/384/512, EC -> ES256/384/512. Copies the PEM.
- * Returns AUTH_OK, AUTH_EKEY for anything that is not such a key,
- * AUTH_EDUPKID, AUTH_ENOMEM. */
+ * algorithms: RSA -> RS256/384/512, EC -> the one ES* algorithm of its curve
+ * (P-256 -> ES256, P-384 -> ES384, P-521 -> ES512, as RFC 7518 3.4 pins them).
+ * Copies the PEM. Returns AUTH_OK, AUTH_EKEY for anything that is not such a
+ * key (private keys, certificates, other curves and key types, and RSA keys
+ * under AUTH_MIN_RSA_BITS included), AUTH_EDUPKID, AUTH_ENOMEM. */
 int auth_keyring_add_pem(auth_keyring *kr, const char *kid, const char *pem, size_t len);
 
-/* Optional policy. issuer/audience are copied; NULL clears. */
+/* Optional policy. issuer/audience are copied; NULL clears. They return
+ * AUTH_OK or AUTH_ENOMEM. The leeway is clamped to 0..AUTH_MAX_LEEWAY. */
 int auth_keyring_set_issuer(auth_keyring *kr, const char *issuer);
 int auth_keyring_set_audience(auth_keyring *kr, const char *audience);
 void auth_keyring_set_leeway(auth_keyring *kr, int64_t seconds);
@@ -98,14 +103,19 @@ void auth_claims_free(auth_claims *c);
  * alg pinned to the key family, signature, exp required and > now - leeway,
  * nbf/iat <= now + leeway, iss/aud when configured, sub syntax, channels and
  * publish arrays of strings (each a valid pattern). The token need not be NUL
- * terminated. On AUTH_OK fills *out (which the caller frees); on error *out is
- * left zeroed and the code says why. */
+ * terminated. exp/nbf/iat must be JSON integers: any other type (string,
+ * float, null) gives AUTH_ECLAIMS, as does (when an audience is configured) an
+ * aud that is neither a string nor an array of strings. A header or payload
+ * that is not a JSON object, or has duplicate names, gives AUTH_EMALFORMED.
+ * On AUTH_OK fills *out (which the caller frees); on error *out is left
+ * zeroed and the code says why. */
 int auth_verify_connection(const auth_keyring *kr, const char *token, size_t len, int64_t now,
                            auth_claims *out);
 
 /* Verifies a subscription token: same checks as a connection token, plus
- * `sub` must equal `sub` and the `channel` claim must equal `channel`.
- * On AUTH_OK stores the token's exp in *exp. */
+ * `sub` must equal `sub` (else AUTH_EWRONGSUB) and the `channel` claim must be
+ * present and equal `channel` (else AUTH_EWRONGCHANNEL; AUTH_ECLAIMS when it
+ * is not a string). On AUTH_OK stores the token's exp in *exp. */
 int auth_verify_subscription(const auth_keyring *kr, const char *token, size_t len, int64_t now,
                              const char *sub, const char *channel, int64_t *exp);
 
@@ -116,8 +126,12 @@ int auth_channel_valid(const char *channel, size_t len);
 /* sub syntax: 1..128 of [A-Za-z0-9_.@-]. Returns 1 if valid. */
 int auth_sub_valid(const char *sub, size_t len);
 
-/* A pattern is a channel name, or a prefix ending in '*' ("chat:*", "*").
- * Returns 1 if `channel` matches. */
+/* A pattern is a channel name, or a prefix ending in '*' ("chat:*", "*"):
+ * 1..AUTH_MAX_CHANNEL_LEN bytes, '*' only as the last byte, the rest of
+ * [A-Za-z0-9_.:@-]. Returns 1 if `pattern` is one. */
+int auth_pattern_valid(const char *pattern, size_t len);
+
+/* Returns 1 if `channel` matches `pattern` (see auth_pattern_valid). */
 int auth_pattern_match(const char *pattern, const char *channel);
 
 /* Permission decisions from the protocol's Channels section.
@@ -131,7 +145,9 @@ int auth_can_publish(const auth_claims *c, const char *channel);
 /* Signs a token with an HMAC secret (HS256), for `wsgw token`, tests and the
  * demo backend. claims_json is a JSON object text (e.g. {"sub":"alice",
  * "exp":...}); kid may be NULL. On AUTH_OK *out is a malloc'd NUL-terminated
- * token the caller frees with free(). */
+ * token the caller frees with free(). Returns AUTH_EWEAKKEY for a secret
+ * shorter than AUTH_MIN_HMAC_SECRET, AUTH_ECLAIMS when claims_json is not a
+ * JSON object, AUTH_ENOMEM. */
 int auth_sign_hs256(const unsigned char *secret, size_t len, const char *kid,
                     const char *claims_json, char **out);
 
