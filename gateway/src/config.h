@@ -1,0 +1,51 @@
+/*
+ * config: the gateway's settings, from the command line and the environment.
+ *
+ * One table of options drives both sources and `wsgw --help`, so a flag, its
+ * WSGW_<FLAG> variable and its documentation cannot drift apart. The
+ * environment is read first and the command line overrides it; repeatable
+ * flags (--jwt-public-key) take a comma-separated list in the environment.
+ */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define GW_MAX_PUBLIC_KEYS 16
+
+enum gw_log_level { GW_LOG_DEBUG, GW_LOG_INFO, GW_LOG_WARN, GW_LOG_ERROR };
+
+typedef struct gw_config {
+    char *listen;              /* HOST:PORT as given */
+    char listen_host[64];      /* parsed from listen */
+    int listen_port;
+    char *redis_url;           /* NULL: in-process bus */
+    char *redis_prefix;
+    char *jwt_secret_file;
+    char *jwt_public_keys[GW_MAX_PUBLIC_KEYS]; /* "[KID=]PATH" each */
+    size_t n_public_keys;
+    char *jwt_issuer;
+    char *jwt_audience;
+    int64_t jwt_leeway_seconds;
+    int64_t auth_timeout_ms;
+    int64_t max_message_bytes;
+    int64_t ping_interval_s;   /* WebSocket PING after this much silence */
+    int64_t ping_timeout_s;    /* hang up when no PONG within this */
+    char *static_dir;          /* NULL: no static files */
+    int log_level;
+} gw_config;
+
+/* Fills *c from the environment and argv (argv[0] is the program or the
+ * subcommand name). Returns 0 on success, 1 when --help was printed to out,
+ * -1 on a bad option with a one-line message in err. The caller frees *c with
+ * gw_config_free in every case. */
+int gw_config_load(gw_config *c, int argc, char **argv, char *err, size_t errlen, FILE *out);
+void gw_config_free(gw_config *c);
+void gw_config_usage(FILE *out);
+
+/* Splits "host:port" (IPv4, name or [IPv6]). Returns 0 or -1. */
+int gw_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
+
+#endif

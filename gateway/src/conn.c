@@ -1,0 +1,157 @@
+/*
+ * conn: one client WebSocket connection and its send queue.
+ *
+ * The queue is a ring of frame pointers that grows by doubling up to
+ * GW_QUEUE_MAX_FRAMES, so an idle connection holds no ring at all. The bound
+ * is what keeps one stalled phone from eating the process: a client whose
+ * queue would pass the frame or byte bound is closed with 4008 ("too slow")
+ * and its frames are released at once; everybody else is unaffected, because
+ * the frames are shared and each queue only holds references.
+ *
+ * Closing never frees anything here: the conn is lws's per-session data, and
+ * lws calls LWS_CALLBACK_CLOSED (gw_conn_release) before it frees it.
+ */
+#include "conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* Seconds a closing connection may take to flush its close frame before lws
+ * drops it hard: a peer that never becomes writable must not keep it. */
+#define CLOSE_FLUSH_SECONDS 5
+
+static void queue_clear(gw_conn *c)
+{
+    while (c->q_count) {
+        ps_frame_unref(c->q[c->q_head]);
+        c->q_head = (c->q_head + 1) % c->q_cap;
+        c->q_count--;
+    }
+    c->q_bytes = 0;
+}
+
+static int queue_grow(gw_conn *c)
+{
+    size_t cap = c->q_cap ? c->q_cap * 2 : 8;
+    ps_frame **q;
+    if (cap > GW_QUEUE_MAX_FRAMES)
+        cap = GW_QUEUE_MAX_FRAMES;
+    q = malloc(cap * sizeof(*q));
+    if (!q)
+        return -1;
+    /* Unroll the ring into the new array so the head is at 0 again. */
+    for (size_t i = 0; i < c->q_count; i++)
+        q[i] = c->q[(c->q_head + i) % c->q_cap];
+    free(c->q);
+    c->q = q;
+    c->q_head = 0;
+    c->q_cap = cap;
+    return 0;
+}
+
+int gw_conn_send_owned(gw_conn *c, ps_frame *f)
+{
+    if (!f)
+        return -1;
+    if (c->state == GW_CONN_CLOSING) {
+        ps_frame_unref(f);
+        return -1;
+    }
+    if (c->q_count == GW_QUEUE_MAX_FRAMES || c->q_bytes + f->len > GW_QUEUE_MAX_BYTES) {
+        ps_frame_unref(f);
+        c->srv->counters.slow_drops++;
+        gw_warn("slow_consumer", c->id, "queue bound reached: %zu frames, %zu bytes", c->q_count,
+                c->q_bytes);
+        gw_conn_close(c, 4008, "too slow");
+        return -1;
+    }
+    if (c->q_count == c->q_cap && queue_grow(c) < 0) {
+        ps_frame_unref(f);
+        gw_conn_close(c, 1011, "out of memory");
+        return -1;
+    }
+    c->q[(c->q_head + c->q_count) % c->q_cap] = f;
+    c->q_count++;
+    c->q_bytes += f->len;
+    lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+int gw_conn_send(gw_conn *c, ps_frame *f)
+{
+    return gw_conn_send_owned(c, ps_frame_ref(f));
+}
+
+void gw_conn_close(gw_conn *c, int code, const char *reason)
+{
+    if (c->state == GW_CONN_CLOSING)
+        return;
+    c->state = GW_CONN_CLOSING;
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+    queue_clear(c);
+    lws_sul_cancel(&c->auth_sul);
+    lws_sul_cancel(&c->exp_sul);
+    gw_debug("conn_closing", c->id, "code %d: %s", code, reason);
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_FLUSH_SECONDS);
+    lws_callback_on_writable(c->wsi);
+}
+
+int gw_conn_on_writable(gw_conn *c)
+{
+    ps_frame *f;
+    if (c->state == GW_CONN_CLOSING) {
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+    }
+    if (c->q_count == 0)
+        return 0;
+    f = c->q[c->q_head];
+    c->q_head = (c->q_head + 1) % c->q_cap;
+    c->q_count--;
+    c->q_bytes -= f->len;
+    /* One lws_write per WRITEABLE: lws keeps what the kernel did not take and
+     * holds back the next WRITEABLE until it drained. */
+    int n = lws_write(c->wsi, ps_frame_data(f), f->len, LWS_WRITE_TEXT);
+    ps_frame_unref(f);
+    if (n < 0)
+        return -1;
+    if (c->q_count)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+int gw_conn_rx_append(gw_conn *c, const void *in, size_t len)
+{
+    /* The caller has checked the total against --max-message-bytes, so the
+     * buffer is bounded; grow it exactly. */
+    char *rx = realloc(c->rx, c->rx_len + len);
+    if (!rx)
+        return -1;
+    memcpy(rx + c->rx_len, in, len);
+    c->rx = rx;
+    c->rx_len += len;
+    return 0;
+}
+
+void gw_conn_rx_reset(gw_conn *c)
+{
+    free(c->rx);
+    c->rx = NULL;
+    c->rx_len = 0;
+}
+
+void gw_conn_release(gw_conn *c)
+{
+    queue_clear(c);
+    free(c->q);
+    c->q = NULL;
+    c->q_cap = 0;
+    gw_conn_rx_reset(c);
+    lws_sul_cancel(&c->auth_sul);
+    lws_sul_cancel(&c->exp_sul);
+    auth_claims_free(&c->claims);
+}

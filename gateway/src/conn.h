@@ -1,0 +1,72 @@
+/*
+ * conn: one client WebSocket connection and its send queue.
+ *
+ * A gw_conn is lws's per-session user data: lws allocates it zeroed when the
+ * connection is adopted and frees it after LWS_CALLBACK_CLOSED, so the conn
+ * never frees itself. Outbound frames wait in a bounded ring of shared,
+ * reference-counted frames; each WRITEABLE callback sends exactly one of them
+ * (platform notes: a second lws_write before the first drained appends to an
+ * unbounded buffer). Closing is asynchronous too: gw_conn_close records the
+ * code and asks for a WRITEABLE callback, where the close frame goes out.
+ */
+#ifndef GW_CONN_H
+#define GW_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <auth/auth.h>
+#include <libwebsockets.h>
+#include <pubsub/pubsub.h>
+#include <uthash.h>
+
+#include "server.h"
+
+typedef enum gw_conn_state {
+    GW_CONN_AUTHING, /* waiting for the first message */
+    GW_CONN_OPEN,    /* authenticated */
+    GW_CONN_CLOSING, /* close frame pending; input ignored */
+} gw_conn_state;
+
+#define GW_CONN_ID_LEN 32
+#define GW_QUEUE_MAX_FRAMES 4096          /* bound by count ... */
+#define GW_QUEUE_MAX_BYTES (1024 * 1024)  /* ... and by bytes; past either: 4008 */
+
+struct gw_conn {
+    struct lws *wsi;
+    gw_server *srv;
+    uint64_t serial;                  /* key of srv->conns */
+    char id[GW_CONN_ID_LEN];
+    gw_conn_state state;
+    int registered;                   /* in srv->conns */
+    auth_claims claims;               /* valid once OPEN */
+    lws_sorted_usec_list_t auth_sul;  /* auth timeout */
+    lws_sorted_usec_list_t exp_sul;   /* connection token expiry */
+    char *rx;                         /* reassembly of a fragmented message */
+    size_t rx_len;
+    ps_frame **q;                     /* ring of frames to send */
+    size_t q_head, q_count, q_cap;
+    size_t q_bytes;
+    int close_code;
+    char close_reason[124];           /* a close frame carries at most 123 bytes */
+    UT_hash_handle hh;
+};
+
+/* Queues one frame (takes a new reference). Past the queue bound the client
+ * is closed with 4008 and the frame dropped. Returns 0 or -1 when dropped. */
+int gw_conn_send(gw_conn *c, ps_frame *f);
+/* Like gw_conn_send but consumes the caller's reference (NULL: OOM, ignored). */
+int gw_conn_send_owned(gw_conn *c, ps_frame *f);
+/* Schedules a close with code and a short reason; the first call wins.
+ * Queued frames are dropped. */
+void gw_conn_close(gw_conn *c, int code, const char *reason);
+/* WRITEABLE: sends one frame or the close. Returns -1 when lws must close. */
+int gw_conn_on_writable(gw_conn *c);
+/* Releases what the conn holds (queue, rx buffer, claims, timers). Called
+ * from LWS_CALLBACK_CLOSED; lws frees the struct itself afterwards. */
+void gw_conn_release(gw_conn *c);
+/* Appends received bytes to the reassembly buffer. Returns 0 or -1 (OOM). */
+int gw_conn_rx_append(gw_conn *c, const void *in, size_t len);
+void gw_conn_rx_reset(gw_conn *c);
+
+#endif

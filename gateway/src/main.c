@@ -1,0 +1,48 @@
+/*
+ * main: the wsgw executable.
+ *
+ * `wsgw` runs the gateway; `wsgw token` prints a signed token for development
+ * and tests. Parse, build, run until a signal, destroy: everything else lives
+ * in the files named after what it does.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+#include "token_cli.h"
+
+static int serve(int argc, char **argv)
+{
+    gw_config cfg;
+    gw_server srv;
+    uv_loop_t loop;
+    char err[512];
+    int rc = gw_config_load(&cfg, argc, argv, err, sizeof(err), stdout);
+
+    if (rc != 0) {
+        if (rc < 0)
+            fprintf(stderr, "wsgw: %s\n", err);
+        gw_config_free(&cfg);
+        return rc < 0 ? 2 : 0;
+    }
+    gw_log_set_level(cfg.log_level);
+    uv_loop_init(&loop);
+    rc = gw_server_init(&srv, &cfg, &loop) == 0 ? gw_server_run(&srv) : 1;
+    gw_server_destroy(&srv);
+    if (uv_loop_close(&loop) != 0)
+        gw_warn("loop_close", NULL, "handles still open at exit");
+    gw_info("exit", NULL, "exit code %d", rc);
+    gw_config_free(&cfg);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "token") == 0)
+        return gw_token_main(argc - 1, argv + 1);
+    return serve(argc, argv);
+}

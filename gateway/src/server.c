@@ -1,0 +1,356 @@
+/*
+ * server: one gateway process.
+ *
+ * Startup builds, in order: the keyring (a bad key stops us before we take
+ * any client), the subscription table and the bus, the lws context on our
+ * own libuv loop (epoll; lws's default poll loop collapses at 10k idle
+ * connections), the vhost without a listener of its own, our listener, and
+ * the signal handlers (lws installs none on a foreign loop).
+ *
+ * Fan-out: a bus message is parsed and turned into its client frame once;
+ * the same frame is queued to every local subscriber by reference.
+ *
+ * Stopping (SIGTERM/SIGINT): the listener closes, every client is asked to
+ * close with 1001, and once they are gone (or after a bound) the bus stops
+ * and the lws context is destroyed from inside the loop; gw_server_destroy
+ * finishes after uv_run returns, as the platform notes prescribe.
+ */
+#include "server.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "keyfile.h"
+#include "log.h"
+#include "session.h"
+
+/* How long clients get to take their 1001 before the context is torn down. */
+#define STOP_GRACE_MS 3000
+/* Largest frame lws may send in one piece: bus payloads are capped at 1 MiB
+ * and the client frame adds the channel and a few fields. */
+#define GW_TX_PACKET_MAX (1024 * 1024 + 4096)
+#define GW_BUS_MAX_PAYLOAD (1024 * 1024)
+
+static struct lws_protocols protocols[] = {
+    {
+        .name = "wsgw",
+        .callback = gw_session_callback,
+        .per_session_data_size = sizeof(gw_conn),
+        /* Small receive buffer: it is allocated per connection, and larger
+         * messages are reassembled in session.c anyway. */
+        .rx_buffer_size = 1024,
+        .tx_packet_size = GW_TX_PACKET_MAX,
+    },
+    {NULL, NULL, 0, 0, 0, NULL, 0}, /* terminator */
+};
+
+/* ------------------------------------------------------------ fan-out */
+
+typedef struct delivery {
+    gw_server *srv;
+    ps_frame *frame;
+} delivery;
+
+static void deliver_one(void *arg, void *subscriber)
+{
+    delivery *d = arg;
+    gw_conn *c = subscriber;
+    if (c->state == GW_CONN_OPEN && gw_conn_send(c, d->frame) == 0)
+        d->srv->counters.deliveries++;
+}
+
+static void on_bus_message(void *udata, const char *channel, const char *payload, size_t len)
+{
+    gw_server *s = udata;
+    ps_envelope env;
+    delivery d = {s, NULL};
+
+    s->counters.messages_in++;
+    if (ps_envelope_parse(payload, len, &env) != PS_OK) {
+        s->counters.bad_envelopes++;
+        gw_warn("bad_envelope", NULL, "dropped a payload on %s that is not {\"data\":...}",
+                channel);
+        return;
+    }
+    d.frame = ps_envelope_frame(&env, channel, LWS_PRE);
+    ps_envelope_clear(&env);
+    if (!d.frame) {
+        gw_error("out_of_memory", NULL, "dropped a message on %s", channel);
+        return;
+    }
+    ps_subs_foreach(s->subs, channel, deliver_one, &d);
+    ps_frame_unref(d.frame);
+}
+
+static void on_bus_state(void *udata, int up)
+{
+    gw_server *s = udata;
+    if (s->bus_up == up)
+        return;
+    s->bus_up = up;
+    if (up)
+        gw_info("bus_up", NULL, "message bus connected; %zu channels subscribed",
+                ps_subs_channels(s->subs));
+    else
+        gw_warn("bus_down", NULL, "message bus lost; reconnecting");
+}
+
+static int bus_create(gw_server *s)
+{
+    const gw_config *cfg = s->cfg;
+    ps_bus_callbacks cb = {.on_message = on_bus_message, .on_state = on_bus_state, .udata = s};
+    ps_redis_opts o = {0};
+
+    if (!cfg->redis_url) {
+        s->bus = ps_inproc_bus_new(s->loop, &cb);
+        s->bus_up = s->bus != NULL;
+        gw_info("bus", NULL, "in-process bus: one process, no Redis");
+        return s->bus ? 0 : -1;
+    }
+    if (ps_redis_url_parse(cfg->redis_url, &o.url) != PS_OK) {
+        gw_error("config", NULL, "--redis: cannot parse '%s'", cfg->redis_url);
+        return -1;
+    }
+    o.prefix = cfg->redis_prefix;
+    o.max_payload = GW_BUS_MAX_PAYLOAD;
+    s->bus = ps_redis_bus_new(s->loop, &o, &cb);
+    if (!s->bus) {
+        gw_error("config", NULL, "--redis: cannot use '%s:%d'", o.url.host, o.url.port);
+        return -1;
+    }
+    gw_info("bus", NULL, "Redis bus %s:%d db %d prefix '%s'", o.url.host, o.url.port, o.url.db,
+            cfg->redis_prefix);
+    return 0;
+}
+
+/* ------------------------------------------------------------ subscriptions */
+
+int gw_server_subscribe(gw_server *s, gw_conn *c, const char *channel)
+{
+    int rc = ps_subs_add(s->subs, channel, c);
+    if (rc == 1) {
+        rc = ps_bus_subscribe(s->bus, channel);
+        if (rc < 0) {
+            ps_subs_remove(s->subs, channel, c);
+            return rc;
+        }
+        return 0;
+    }
+    return rc;
+}
+
+int gw_server_unsubscribe(gw_server *s, gw_conn *c, const char *channel)
+{
+    int rc = ps_subs_remove(s->subs, channel, c);
+    if (rc == 1 && !s->stopping)
+        ps_bus_unsubscribe(s->bus, channel);
+    return rc < 0 ? rc : 0;
+}
+
+static void on_channel_empty(void *arg, const char *channel)
+{
+    gw_server *s = arg;
+    if (!s->stopping)
+        ps_bus_unsubscribe(s->bus, channel);
+}
+
+void gw_server_unsubscribe_all(gw_server *s, gw_conn *c)
+{
+    ps_subs_remove_all(s->subs, c, on_channel_empty, s);
+}
+
+int gw_server_ready(const gw_server *s)
+{
+    return !s->stopping && s->bus_up && s->listener.active;
+}
+
+/* ------------------------------------------------------------ lws */
+
+static void on_accept(void *arg, int fd)
+{
+    gw_server *s = arg;
+    if (s->stopping) {
+        close(fd);
+        return;
+    }
+    /* On failure lws has already closed the fd (every path of adoption does). */
+    if (!lws_adopt_socket_vhost(s->vhost, fd))
+        gw_warn("adopt_failed", NULL, "lws could not take a new connection");
+}
+
+static int lws_create(gw_server *s)
+{
+    struct lws_context_creation_info info;
+    void *loops[1] = {s->loop};
+    static lws_retry_bo_t retry;
+
+    memset(&info, 0, sizeof(info));
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+                   LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.foreign_loops = loops;
+    info.user = s;
+    s->ctx = lws_create_context(&info);
+    if (!s->ctx) {
+        gw_error("lws", NULL, "cannot create the lws context (is libwebsockets-evlib-uv "
+                              "installed?)");
+        return -1;
+    }
+    /* Dead peers: lws pings after secs_since_valid_ping of silence and hangs
+     * up after secs_since_valid_hangup without a PONG. */
+    retry.secs_since_valid_ping = (uint16_t)s->cfg->ping_interval_s;
+    retry.secs_since_valid_hangup = (uint16_t)s->cfg->ping_timeout_s;
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    info.protocols = protocols;
+    info.vhost_name = "wsgw";
+    info.retry_and_idle_policy = &retry;
+    info.server_string = "wsgw";
+    s->vhost = lws_create_vhost(s->ctx, &info);
+    if (!s->vhost) {
+        gw_error("lws", NULL, "cannot create the lws vhost");
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ stopping */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void finish_stop(gw_server *s)
+{
+    if (!uv_is_closing((uv_handle_t *)&s->stop_timer))
+        uv_close((uv_handle_t *)&s->stop_timer, on_handle_closed);
+    if (s->bus)
+        ps_bus_stop(s->bus);
+    /* First destroy from inside the loop: lws closes its handles; the
+     * second call after uv_run returns frees the context. */
+    if (s->ctx)
+        lws_context_destroy(s->ctx);
+}
+
+void gw_server_clients_gone(gw_server *s)
+{
+    if (s->stopping == 1) {
+        s->stopping = 2;
+        finish_stop(s);
+    }
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+    gw_server *s = t->data;
+    gw_warn("stop_timeout", NULL, "clients did not close in time; closing the rest");
+    gw_server_clients_gone(s);
+}
+
+void gw_server_stop(gw_server *s)
+{
+    gw_conn *c, *tmp;
+    if (s->stopping)
+        return;
+    s->stopping = 1;
+    gw_info("stopping", NULL, "closing %u clients with 1001", HASH_COUNT(s->conns));
+    gw_listener_stop(&s->listener);
+    uv_close((uv_handle_t *)&s->sig_term, on_handle_closed);
+    uv_close((uv_handle_t *)&s->sig_int, on_handle_closed);
+    HASH_ITER(hh, s->conns, c, tmp)
+    {
+        gw_conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+    }
+    if (!s->conns) {
+        gw_server_clients_gone(s);
+        return;
+    }
+    uv_timer_start(&s->stop_timer, on_stop_timer, STOP_GRACE_MS, 0);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    gw_server *s = h->data;
+    gw_info("signal", NULL, "received signal %d", signum);
+    gw_server_stop(s);
+}
+
+/* ------------------------------------------------------------ life cycle */
+
+static void make_id_prefix(gw_server *s)
+{
+    unsigned char r[4];
+    if (uv_random(NULL, NULL, r, sizeof(r), 0, NULL) != 0)
+        memset(r, 0, sizeof(r));
+    snprintf(s->id_prefix, sizeof(s->id_prefix), "%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
+}
+
+static int start_listening(gw_server *s)
+{
+    int rc = gw_listener_start(&s->listener, s->loop, s->cfg->listen_host, s->cfg->listen_port,
+                               on_accept, s);
+    if (rc < 0) {
+        gw_error("listen", NULL, "cannot listen on %s: %s", s->cfg->listen, uv_strerror(rc));
+        return -1;
+    }
+    gw_info("listening", NULL, "ws://%s/ws", s->cfg->listen);
+    return 0;
+}
+
+int gw_server_init(gw_server *s, const gw_config *cfg, uv_loop_t *loop)
+{
+    char err[512];
+    memset(s, 0, sizeof(*s));
+    s->cfg = cfg;
+    s->loop = loop;
+    s->listener.fd = -1;
+    make_id_prefix(s);
+    uv_timer_init(loop, &s->stop_timer);
+    s->stop_timer.data = s;
+    uv_signal_init(loop, &s->sig_term);
+    uv_signal_init(loop, &s->sig_int);
+    s->sig_term.data = s->sig_int.data = s;
+
+    s->keys = gw_keyring_from_config(cfg, err, sizeof(err));
+    if (!s->keys) {
+        gw_error("config", NULL, "%s", err);
+        return -1;
+    }
+    s->subs = ps_subs_new();
+    if (!s->subs || bus_create(s) < 0 || lws_create(s) < 0 || start_listening(s) < 0)
+        return -1;
+    uv_signal_start(&s->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&s->sig_int, on_signal, SIGINT);
+    return 0;
+}
+
+int gw_server_run(gw_server *s)
+{
+    uv_run(s->loop, UV_RUN_DEFAULT);
+    return s->exit_code;
+}
+
+void gw_server_destroy(gw_server *s)
+{
+    /* After a failed init nothing has run yet: close what init opened and
+     * let the loop release it. */
+    if (!s->stopping) {
+        s->stopping = 2;
+        gw_listener_stop(&s->listener);
+        uv_close((uv_handle_t *)&s->sig_term, on_handle_closed);
+        uv_close((uv_handle_t *)&s->sig_int, on_handle_closed);
+        finish_stop(s);
+        uv_run(s->loop, UV_RUN_DEFAULT);
+    }
+    if (s->ctx)
+        lws_context_destroy(s->ctx);
+    s->ctx = NULL;
+    ps_bus_destroy(s->bus);
+    s->bus = NULL;
+    ps_subs_free(s->subs);
+    s->subs = NULL;
+    auth_keyring_free(s->keys);
+    s->keys = NULL;
+}

@@ -1,0 +1,364 @@
+/*
+ * session: what a client connection says and how the gateway answers.
+ *
+ * This is the lws protocol callback for WebSocket connections. It assembles
+ * complete text messages (enforcing --max-message-bytes and refusing binary
+ * frames), runs the first-message authentication, then dispatches each
+ * command of protocol v1 to a small handler. Every handler answers with a
+ * reply or an error frame and keeps the connection open; only protocol
+ * violations before auth, bad tokens and oversized or binary frames close it,
+ * each with its documented code. HTTP requests on the same port are passed to
+ * http.c.
+ */
+#include "session.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conn.h"
+#include "http.h"
+#include "log.h"
+#include "protocol.h"
+
+/* A publish on its way to the bus. It names the connection by serial, not by
+ * pointer, because the connection may close before the bus answers. */
+typedef struct pending_publish {
+    gw_server *srv;
+    uint64_t serial;
+    int has_id;
+    int64_t id;
+} pending_publish;
+
+static int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static gw_server *server_of(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
+
+static void reply_error(gw_conn *c, const gw_cmd *cmd, const char *code, const char *msg,
+                        const char *channel)
+{
+    gw_conn_send_owned(c, gw_reply_error(cmd->has_id, cmd->id, code, msg, channel, LWS_PRE));
+}
+
+static void reply_simple(gw_conn *c, const gw_cmd *cmd, const char *type, const char *channel)
+{
+    gw_conn_send_owned(c, gw_reply_simple(type, cmd->has_id, cmd->id, channel, LWS_PRE));
+}
+
+/* ------------------------------------------------------------ timers */
+
+static void on_auth_timeout(lws_sorted_usec_list_t *sul)
+{
+    gw_conn *c = lws_container_of(sul, gw_conn, auth_sul);
+    gw_info("auth_timeout", c->id, NULL);
+    c->srv->counters.auth_failed++;
+    gw_conn_close(c, 4002, "auth timeout");
+}
+
+static void on_token_expired(lws_sorted_usec_list_t *sul)
+{
+    gw_conn *c = lws_container_of(sul, gw_conn, exp_sul);
+    gw_info("token_expired", c->id, "user %s", c->claims.sub);
+    gw_conn_close(c, 4003, "token expired");
+}
+
+/* The session ends when exp passes, with the same leeway the verifier gave. */
+static void schedule_expiry(gw_conn *c)
+{
+    int64_t left = c->claims.exp + c->srv->cfg->jwt_leeway_seconds - now_s();
+    if (left < 0)
+        left = 0;
+    lws_sul_schedule(c->srv->ctx, 0, &c->exp_sul, on_token_expired,
+                     (lws_usec_t)left * LWS_USEC_PER_SEC + 1);
+}
+
+/* ------------------------------------------------------------ auth phase */
+
+static void handle_auth(gw_conn *c, const char *buf, size_t len)
+{
+    gw_cmd cmd;
+    const char *why;
+    char user_channel[AUTH_MAX_SUB_LEN + 6];
+    int rc = gw_cmd_parse(buf, len, &cmd, &why);
+
+    if (rc != GW_PARSE_OK || cmd.type != GW_CMD_AUTH) {
+        c->srv->counters.auth_failed++;
+        gw_info("auth_protocol_violation", c->id, "%s",
+                rc == GW_PARSE_OK ? "first message is not auth" : why);
+        gw_conn_close(c, 1008, rc == GW_PARSE_OK ? "expected auth message" : why);
+        goto out;
+    }
+    rc = auth_verify_connection(c->srv->keys, cmd.token, cmd.token_len, now_s(), &c->claims);
+    if (rc != AUTH_OK) {
+        c->srv->counters.auth_failed++;
+        gw_info("auth_failed", c->id, "%s", auth_strerror(rc));
+        gw_conn_close(c, 4001, auth_strerror(rc));
+        goto out;
+    }
+    c->srv->counters.auth_ok++;
+    c->state = GW_CONN_OPEN;
+    lws_sul_cancel(&c->auth_sul);
+    schedule_expiry(c);
+    gw_conn_send_owned(c, gw_reply_auth_ok(c->claims.sub, c->id, c->claims.exp, LWS_PRE));
+    snprintf(user_channel, sizeof(user_channel), "user:%s", c->claims.sub);
+    rc = gw_server_subscribe(c->srv, c, user_channel);
+    if (rc < 0 && rc != PS_EEXISTS)
+        gw_warn("user_channel_failed", c->id, "%s", ps_strerror(rc));
+    gw_info("auth_ok", c->id, "user %s", c->claims.sub);
+out:
+    gw_cmd_clear(&cmd);
+}
+
+/* ------------------------------------------------------------ commands */
+
+/* Allowed by the connection token's patterns, or by a subscription token for
+ * exactly this channel and user. Returns 1, or 0 with *why set. */
+static int may_subscribe(gw_conn *c, const gw_cmd *cmd, const char **why)
+{
+    int64_t exp;
+    int rc;
+    if (auth_can_subscribe(&c->claims, cmd->channel))
+        return 1;
+    if (!cmd->token) {
+        *why = "not allowed to subscribe to this channel";
+        return 0;
+    }
+    rc = auth_verify_subscription(c->srv->keys, cmd->token, cmd->token_len, now_s(),
+                                  c->claims.sub, cmd->channel, &exp);
+    if (rc != AUTH_OK) {
+        *why = auth_strerror(rc);
+        return 0;
+    }
+    return 1;
+}
+
+static void cmd_subscribe(gw_conn *c, gw_cmd *cmd)
+{
+    const char *why;
+    int rc;
+    if (!may_subscribe(c, cmd, &why)) {
+        reply_error(c, cmd, GW_ERR_FORBIDDEN, why, cmd->channel);
+        return;
+    }
+    if (!c->srv->bus_up && !ps_subs_has(c->srv->subs, cmd->channel, c)) {
+        reply_error(c, cmd, GW_ERR_UNAVAILABLE, "message bus unavailable, retry", cmd->channel);
+        return;
+    }
+    rc = gw_server_subscribe(c->srv, c, cmd->channel);
+    if (rc < 0 && rc != PS_EEXISTS) {
+        reply_error(c, cmd, GW_ERR_UNAVAILABLE, ps_strerror(rc), cmd->channel);
+        return;
+    }
+    reply_simple(c, cmd, "subscribed", cmd->channel);
+}
+
+static void cmd_unsubscribe(gw_conn *c, gw_cmd *cmd)
+{
+    /* Unsubscribing from a channel one does not hold is not an error: the
+     * outcome the client asked for holds either way. */
+    gw_server_unsubscribe(c->srv, c, cmd->channel);
+    reply_simple(c, cmd, "unsubscribed", cmd->channel);
+}
+
+static void on_published(void *udata, int status)
+{
+    pending_publish *p = udata;
+    gw_conn *c = NULL;
+    HASH_FIND(hh, p->srv->conns, &p->serial, sizeof(p->serial), c);
+    if (c && c->state == GW_CONN_OPEN) {
+        gw_cmd reply_to = {.has_id = p->has_id, .id = p->id};
+        if (status == PS_OK)
+            reply_simple(c, &reply_to, "published", NULL);
+        else
+            reply_error(c, &reply_to, GW_ERR_UNAVAILABLE, ps_strerror(status), NULL);
+    }
+    free(p);
+}
+
+static void cmd_publish(gw_conn *c, gw_cmd *cmd)
+{
+    char *payload = NULL;
+    size_t len;
+    pending_publish *p = NULL;
+    int rc;
+
+    if (!auth_can_publish(&c->claims, cmd->channel)) {
+        reply_error(c, cmd, GW_ERR_FORBIDDEN, "not allowed to publish to this channel",
+                    cmd->channel);
+        return;
+    }
+    if (!c->srv->bus_up) {
+        reply_error(c, cmd, GW_ERR_UNAVAILABLE, "message bus unavailable, retry", cmd->channel);
+        return;
+    }
+    /* The gateway stamps the sender; a "from" the client sent is not read. */
+    if (ps_envelope_encode(cmd->data, c->claims.sub, &payload, &len) != PS_OK ||
+        !(p = malloc(sizeof(*p)))) {
+        reply_error(c, cmd, GW_ERR_UNAVAILABLE, "out of memory", cmd->channel);
+        goto out;
+    }
+    *p = (pending_publish){c->srv, c->serial, cmd->has_id, cmd->id};
+    rc = ps_bus_publish(c->srv->bus, cmd->channel, payload, len, on_published, p);
+    if (rc != PS_OK) {
+        free(p);
+        reply_error(c, cmd, rc == PS_ETOOBIG ? GW_ERR_BAD_REQUEST : GW_ERR_UNAVAILABLE,
+                    ps_strerror(rc), cmd->channel);
+        goto out;
+    }
+    c->srv->counters.client_publishes++;
+out:
+    free(payload);
+}
+
+static void cmd_refresh(gw_conn *c, gw_cmd *cmd)
+{
+    auth_claims fresh = {0};
+    int rc = auth_verify_connection(c->srv->keys, cmd->token, cmd->token_len, now_s(), &fresh);
+    if (rc == AUTH_OK && strcmp(fresh.sub, c->claims.sub) != 0)
+        rc = AUTH_EWRONGSUB;
+    if (rc != AUTH_OK) {
+        /* The old token and its expiry stay in force. */
+        auth_claims_free(&fresh);
+        reply_error(c, cmd, GW_ERR_FORBIDDEN, auth_strerror(rc), NULL);
+        return;
+    }
+    auth_claims_free(&c->claims);
+    c->claims = fresh;
+    schedule_expiry(c);
+    gw_conn_send_owned(c, gw_reply_refreshed(cmd->has_id, cmd->id, c->claims.exp, LWS_PRE));
+}
+
+static void handle_command(gw_conn *c, const char *buf, size_t len)
+{
+    gw_cmd cmd;
+    const char *why;
+    int rc = gw_cmd_parse(buf, len, &cmd, &why);
+    if (rc != GW_PARSE_OK) {
+        reply_error(c, &cmd, GW_ERR_BAD_REQUEST, why, NULL);
+        goto out;
+    }
+    switch (cmd.type) {
+    case GW_CMD_AUTH:
+        reply_error(c, &cmd, GW_ERR_BAD_REQUEST, "already authenticated", NULL);
+        break;
+    case GW_CMD_SUBSCRIBE:
+        cmd_subscribe(c, &cmd);
+        break;
+    case GW_CMD_UNSUBSCRIBE:
+        cmd_unsubscribe(c, &cmd);
+        break;
+    case GW_CMD_PUBLISH:
+        cmd_publish(c, &cmd);
+        break;
+    case GW_CMD_REFRESH:
+        cmd_refresh(c, &cmd);
+        break;
+    case GW_CMD_PING:
+        reply_simple(c, &cmd, "pong", NULL);
+        break;
+    }
+out:
+    gw_cmd_clear(&cmd);
+}
+
+/* ------------------------------------------------------------ lws events */
+
+static void on_established(gw_server *s, gw_conn *c, struct lws *wsi)
+{
+    c->wsi = wsi;
+    c->srv = s;
+    c->serial = ++s->next_serial;
+    snprintf(c->id, sizeof(c->id), "%s-%llx", s->id_prefix, (unsigned long long)c->serial);
+    c->state = GW_CONN_AUTHING;
+    HASH_ADD(hh, s->conns, serial, sizeof(c->serial), c);
+    c->registered = 1;
+    s->counters.conns_total++;
+    lws_sul_schedule(s->ctx, 0, &c->auth_sul, on_auth_timeout,
+                     (lws_usec_t)s->cfg->auth_timeout_ms * LWS_US_PER_MS);
+    gw_debug("conn_open", c->id, NULL);
+}
+
+static void handle_message(gw_conn *c, const char *buf, size_t len)
+{
+    if (c->state == GW_CONN_AUTHING)
+        handle_auth(c, buf, len);
+    else if (c->state == GW_CONN_OPEN)
+        handle_command(c, buf, len);
+}
+
+/* lws hands a message over in pieces (fragments, or rx_buffer_size chunks of
+ * one frame). Small complete messages are handled in place; others are
+ * assembled, after checking the total against the limit. */
+static void on_receive(gw_conn *c, const char *in, size_t len)
+{
+    struct lws *wsi = c->wsi;
+    size_t rem = lws_remaining_packet_payload(wsi);
+    int final = lws_is_final_fragment(wsi) && rem == 0;
+
+    if (c->state == GW_CONN_CLOSING)
+        return;
+    if (lws_frame_is_binary(wsi)) {
+        gw_conn_close(c, 1003, "binary frames are not supported");
+        return;
+    }
+    if (c->rx_len + len + rem > (size_t)c->srv->cfg->max_message_bytes) {
+        gw_conn_close(c, 1009, "message too big");
+        return;
+    }
+    if (final && c->rx_len == 0) {
+        handle_message(c, in, len);
+        return;
+    }
+    if (gw_conn_rx_append(c, in, len) < 0) {
+        gw_conn_close(c, 1011, "out of memory");
+        return;
+    }
+    if (final) {
+        handle_message(c, c->rx, c->rx_len);
+        gw_conn_rx_reset(c);
+    }
+}
+
+static void on_closed(gw_server *s, gw_conn *c)
+{
+    if (c->registered) {
+        HASH_DELETE(hh, s->conns, c);
+        c->registered = 0;
+        gw_server_unsubscribe_all(s, c);
+    }
+    gw_debug("conn_closed", c->id, NULL);
+    gw_conn_release(c);
+    if (s->stopping && !s->conns)
+        gw_server_clients_gone(s);
+}
+
+int gw_session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                        size_t len)
+{
+    gw_server *s = server_of(wsi);
+    gw_conn *c = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return gw_http_filter_upgrade(s, wsi);
+    case LWS_CALLBACK_ESTABLISHED:
+        on_established(s, c, wsi);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        on_receive(c, in, len);
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return gw_conn_on_writable(c);
+    case LWS_CALLBACK_CLOSED:
+        on_closed(s, c);
+        return 0;
+    default:
+        return gw_http_callback(s, wsi, reason, user, in, len);
+    }
+}
