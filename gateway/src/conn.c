@@ -18,6 +18,10 @@
 
 #include "log.h"
 
+/* lws's private opcode for a close frame. lws-write.h leaves it out
+ * ("handled by lws_close_reason()"), but ops-ws.c maps 4 to a close frame. */
+#define GW_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
+
 /* Seconds a closing connection may take to flush its close frame before lws
  * drops it hard: a peer that never becomes writable must not keep it. */
 #define CLOSE_FLUSH_SECONDS 5
@@ -99,14 +103,26 @@ void gw_conn_close(gw_conn *c, int code, const char *reason)
     lws_callback_on_writable(c->wsi);
 }
 
+/* Sends the close frame ourselves: lws 4.1.6 as Debian builds it drops the
+ * TCP connection without one when a WRITEABLE callback returns -1 after
+ * lws_close_reason(), and clients would then see 1006 instead of our code. */
+static int send_close(gw_conn *c)
+{
+    unsigned char buf[LWS_PRE + 2 + sizeof(c->close_reason)];
+    unsigned char *p = buf + LWS_PRE;
+    size_t rlen = strlen(c->close_reason);
+    p[0] = (unsigned char)(c->close_code >> 8);
+    p[1] = (unsigned char)(c->close_code & 0xff);
+    memcpy(p + 2, c->close_reason, rlen);
+    lws_write(c->wsi, p, 2 + rlen, GW_LWS_WRITE_CLOSE);
+    return -1;
+}
+
 int gw_conn_on_writable(gw_conn *c)
 {
     ps_frame *f;
-    if (c->state == GW_CONN_CLOSING) {
-        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)c->close_reason, strlen(c->close_reason));
-        return -1;
-    }
+    if (c->state == GW_CONN_CLOSING)
+        return send_close(c);
     if (c->q_count == 0)
         return 0;
     f = c->q[c->q_head];

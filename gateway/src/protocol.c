@@ -143,6 +143,7 @@ static int parse_head(gw_cmd *cmd, const char **why)
         *why = "unknown type";
         return -1;
     }
+    cmd->typed = 1;
     return 0;
 }
 

@@ -41,6 +41,7 @@ typedef struct gw_since {
 typedef struct gw_cmd {
     json_t *root;
     gw_cmd_type type;
+    int typed;                              /* type was read (also on GW_PARSE_BAD) */
     int has_id;
     int64_t id;
     char channel[AUTH_MAX_CHANNEL_LEN + 1]; /* subscribe, unsubscribe, publish */

@@ -181,12 +181,26 @@ static void on_accept(void *arg, int fd)
         gw_warn("adopt_failed", NULL, "lws could not take a new connection");
 }
 
+/* lws's own log lines become JSON lines like ours, so stderr stays one
+ * format an operator can parse. */
+static void lws_log_emit(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    gw_log(level == LLL_ERR ? GW_LOG_ERROR : level == LLL_WARN ? GW_LOG_WARN : GW_LOG_DEBUG,
+           "lws", NULL, "%.*s", (int)n, line);
+}
+
 static int lws_create(gw_server *s)
 {
     struct lws_context_creation_info info;
     void *loops[1] = {s->loop};
     static lws_retry_bo_t retry;
 
+    lws_set_log_level(LLL_ERR | LLL_WARN |
+                          (gw_log_enabled(GW_LOG_DEBUG) ? LLL_NOTICE : 0),
+                      lws_log_emit);
     memset(&info, 0, sizeof(info));
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
                    LWS_SERVER_OPTION_DISABLE_IPV6;

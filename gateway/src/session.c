@@ -87,11 +87,18 @@ static void handle_auth(gw_conn *c, const char *buf, size_t len)
     char user_channel[AUTH_MAX_SUB_LEN + 6];
     int rc = gw_cmd_parse(buf, len, &cmd, &why);
 
-    if (rc != GW_PARSE_OK || cmd.type != GW_CMD_AUTH) {
+    if (!cmd.typed || cmd.type != GW_CMD_AUTH) {
         c->srv->counters.auth_failed++;
         gw_info("auth_protocol_violation", c->id, "%s",
                 rc == GW_PARSE_OK ? "first message is not auth" : why);
-        gw_conn_close(c, 1008, rc == GW_PARSE_OK ? "expected auth message" : why);
+        gw_conn_close(c, 1008, rc == GW_PARSE_NOT_JSON ? why : "expected auth message");
+        goto out;
+    }
+    if (rc != GW_PARSE_OK) {
+        /* An auth message without a usable token: a token that fails. */
+        c->srv->counters.auth_failed++;
+        gw_info("auth_failed", c->id, "%s", why);
+        gw_conn_close(c, 4001, auth_strerror(AUTH_EMALFORMED));
         goto out;
     }
     rc = auth_verify_connection(c->srv->keys, cmd.token, cmd.token_len, now_s(), &c->claims);
