@@ -187,6 +187,7 @@ typedef struct ps_bus_ops {
     int (*is_up)(const ps_bus *b);
     void (*stop)(ps_bus *b);
     void (*destroy)(ps_bus *b);
+    const char *(*last_error)(const ps_bus *b); /* may be NULL: no errors to tell */
 } ps_bus_ops;
 
 struct ps_bus {
@@ -210,13 +211,26 @@ int ps_bus_publish(ps_bus *b, const char *channel, const char *payload, size_t l
 int ps_bus_is_up(const ps_bus *b);
 /* Begins an orderly shutdown: pending publishes complete with PS_ECLOSED, the
  * links close, no further callbacks. The loop must then run until its handles
- * are closed before ps_bus_destroy. */
+ * are closed before ps_bus_destroy.
+ * The PS_ECLOSED publish callbacks run inside ps_bus_stop itself; after it
+ * returns no callback of any kind follows (not even on_state(0)). Safe to call
+ * from inside any bus callback; a second call is a no-op. After stop,
+ * subscribe and publish return PS_ECLOSED. */
 void ps_bus_stop(ps_bus *b);
-/* Frees the bus. Only after ps_bus_stop and the loop has run. NULL is a no-op. */
+/* Frees the bus. Only after ps_bus_stop and the loop has run. NULL is a no-op.
+ * (Called too early, it stops the bus and leaves the last free to the close
+ * callback of its handles, which needs the loop to run once more.) */
 void ps_bus_destroy(ps_bus *b);
+/* Why the bus is down, for logs: the last connection error (e.g. "Connection
+ * refused", "connect timeout", the Redis reply to AUTH), "" when there is none.
+ * Valid until the next loop iteration. */
+const char *ps_bus_last_error(const ps_bus *b);
 
 /* The in-process bus: delivers each publish to this process's own
- * subscribers on a later loop iteration. For one process and no Redis. */
+ * subscribers on a later loop iteration. For one process and no Redis.
+ * ps_bus_is_up is 1 at once; on_state(1) still follows once, from the loop.
+ * At most 65536 publishes (64 MiB) wait for delivery, beyond that publish
+ * returns PS_EUNAVAILABLE; payloads over 1 MiB get PS_ETOOBIG. */
 ps_bus *ps_inproc_bus_new(uv_loop_t *loop, const ps_bus_callbacks *cb);
 
 /* redis://[:password@]host:port[/db] */
@@ -225,24 +239,33 @@ typedef struct ps_redis_url {
     int port;          /* default 6379 */
     char password[256];/* empty: no AUTH */
     int db;            /* default 0 */
+    char username[256];/* empty: AUTH <password>; else AUTH <username> <password> (Redis 6 ACL) */
 } ps_redis_url;
 
-/* Parses url into *out. Returns PS_OK or PS_EINVAL. */
+/* Parses url into *out. Returns PS_OK or PS_EINVAL.
+ * Accepted: redis://[[user]:password@]host[:port][/[db]], host a name, an IPv4
+ * address or a bracketed IPv6 address ([::1]); user and password may carry
+ * %XX escapes (for '@', ':' or '/' in a password). Refused: other schemes
+ * (rediss:// included: no TLS), a user without a password, an empty host, a
+ * port outside 1..65535, a db that is not a non-negative integer, a query, a
+ * fragment, anything after the db. */
 int ps_redis_url_parse(const char *url, ps_redis_url *out);
 
 typedef struct ps_redis_opts {
     ps_redis_url url;
-    const char *prefix;          /* Redis channel prefix, e.g. "wsgw:"; copied */
-    uint32_t connect_timeout_ms; /* 0: 2000 */
+    const char *prefix;          /* Redis channel prefix, e.g. "wsgw:"; copied; NULL: "wsgw:" */
+    uint32_t connect_timeout_ms; /* 0: 2000; also the PING heartbeat of the publish link */
     uint32_t backoff_min_ms;     /* 0: 100; reconnect delay doubles from here */
     uint32_t backoff_max_ms;     /* 0: 5000; with full jitter */
-    size_t max_payload;          /* 0: 1 MiB; larger publishes: PS_ETOOBIG */
+    size_t max_payload;          /* 0: 1 MiB; larger publishes: PS_ETOOBIG; at most 64 MiB */
 } ps_redis_opts;
 
 /* The Redis bus on `loop`. Resolves url.host once, here (it blocks: call at
  * startup), then connects in the background and reconnects forever with
  * capped exponential backoff and full jitter; on_state reports the link.
- * Returns NULL on a bad option or OOM. */
+ * Returns NULL on a bad option (prefix over 64 bytes or not visible ASCII,
+ * bad port), a host that does not resolve, or OOM. Nothing is called back
+ * from inside this function; the first connect starts on the loop. */
 ps_bus *ps_redis_bus_new(uv_loop_t *loop, const ps_redis_opts *opts, const ps_bus_callbacks *cb);
 
 #ifdef __cplusplus

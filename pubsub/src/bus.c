@@ -1,0 +1,180 @@
+/*
+ * The bus seam: the ps_bus_* calls the gateway makes, each a dispatch
+ * through the implementation's ps_bus_ops, plus what both implementations
+ * share (channel name check, the desired-channel set) and ps_strerror.
+ *
+ * The wrappers check the arguments every implementation would otherwise
+ * check again, so that a bus only ever sees a valid channel name and a
+ * non-NULL payload.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#define HASH_NONFATAL_OOM 1
+#include <uthash.h>
+
+#include "bus_internal.h"
+
+const char *ps_strerror(int code)
+{
+    switch (code) {
+    case PS_OK:
+        return "ok";
+    case PS_ENOMEM:
+        return "out of memory";
+    case PS_EINVAL:
+        return "invalid argument";
+    case PS_EUNAVAILABLE:
+        return "bus unavailable";
+    case PS_ECLOSED:
+        return "bus stopped";
+    case PS_EEXISTS:
+        return "already subscribed";
+    case PS_ENOENT:
+        return "not subscribed";
+    case PS_EENVELOPE:
+        return "invalid envelope";
+    case PS_ETOOBIG:
+        return "payload too big";
+    default:
+        return "unknown error";
+    }
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+int ps_bus_subscribe(ps_bus *b, const char *channel)
+{
+    if (!b || !ps__channel_valid(channel))
+        return PS_EINVAL;
+    return b->ops->subscribe(b, channel);
+}
+
+int ps_bus_unsubscribe(ps_bus *b, const char *channel)
+{
+    if (!b || !ps__channel_valid(channel))
+        return PS_EINVAL;
+    return b->ops->unsubscribe(b, channel);
+}
+
+int ps_bus_publish(ps_bus *b, const char *channel, const char *payload, size_t len,
+                   ps_publish_cb *cb, void *udata)
+{
+    if (!b || !ps__channel_valid(channel) || (!payload && len > 0))
+        return PS_EINVAL;
+    return b->ops->publish(b, channel, payload ? payload : "", len, cb, udata);
+}
+
+int ps_bus_is_up(const ps_bus *b)
+{
+    return b ? b->ops->is_up(b) : 0;
+}
+
+void ps_bus_stop(ps_bus *b)
+{
+    if (b)
+        b->ops->stop(b);
+}
+
+void ps_bus_destroy(ps_bus *b)
+{
+    if (b)
+        b->ops->destroy(b);
+}
+
+const char *ps_bus_last_error(const ps_bus *b)
+{
+    if (!b || !b->ops->last_error)
+        return "";
+    return b->ops->last_error(b);
+}
+
+/* ------------------------------------------------------------ channel names */
+
+int ps__channel_valid(const char *channel)
+{
+    size_t n = 0;
+
+    if (!channel)
+        return 0;
+    for (; channel[n]; n++) {
+        unsigned char c = (unsigned char)channel[n];
+        if (c < 0x21 || c > 0x7e || n >= PS__CHANNEL_MAX)
+            return 0;
+    }
+    return n > 0;
+}
+
+/* ------------------------------------------------------------ channel set */
+
+struct ps__chanset {
+    UT_hash_handle hh;
+    size_t len;
+    char name[]; /* NUL terminated; the hash key */
+};
+
+int ps__chanset_add(ps__chanset **set, const char *channel)
+{
+    size_t len = strlen(channel);
+    ps__chanset *e;
+
+    HASH_FIND(hh, *set, channel, len, e);
+    if (e)
+        return 0;
+    e = malloc(sizeof(*e) + len + 1);
+    if (!e)
+        return PS_ENOMEM;
+    e->len = len;
+    memcpy(e->name, channel, len + 1);
+    HASH_ADD_KEYPTR(hh, *set, e->name, len, e);
+    /* uthash in non-fatal mode leaves tbl NULL when it could not grow. */
+    if (!e->hh.tbl) {
+        free(e);
+        return PS_ENOMEM;
+    }
+    return 1;
+}
+
+int ps__chanset_remove(ps__chanset **set, const char *channel)
+{
+    ps__chanset *e;
+
+    HASH_FIND(hh, *set, channel, strlen(channel), e);
+    if (!e)
+        return 0;
+    HASH_DEL(*set, e);
+    free(e);
+    return 1;
+}
+
+int ps__chanset_has(const ps__chanset *set, const char *channel, size_t len)
+{
+    const ps__chanset *e;
+
+    HASH_FIND(hh, set, channel, len, e);
+    return e != NULL;
+}
+
+size_t ps__chanset_count(const ps__chanset *set)
+{
+    return HASH_COUNT(set);
+}
+
+void ps__chanset_foreach(const ps__chanset *set, ps_subs_channel_cb *fn, void *arg)
+{
+    const ps__chanset *e;
+
+    for (e = set; e; e = e->hh.next)
+        fn(arg, e->name);
+}
+
+void ps__chanset_clear(ps__chanset **set)
+{
+    ps__chanset *e, *tmp;
+
+    HASH_ITER(hh, *set, e, tmp)
+    {
+        HASH_DEL(*set, e);
+        free(e);
+    }
+}

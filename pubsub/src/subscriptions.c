@@ -1,0 +1,370 @@
+/*
+ * The subscription table of one process: which local subscribers (gateway
+ * connections, opaque here) hold which channels. The gateway asks it two
+ * things on the hot path: "who gets this message?" (foreach over a
+ * channel) and "is this the first/last holder?" (so that it subscribes on
+ * the bus only while some local client holds the channel).
+ *
+ * Three uthash tables, all O(1) to add to and remove from:
+ *   - channels, by name;
+ *   - subscribers, by pointer;
+ *   - memberships, by the pair (channel, subscriber).
+ * A membership sits on two intrusive lists as well, its channel's and its
+ * subscriber's, so that fan-out walks one channel and a closing connection
+ * walks only its own channels. One hash table per channel or per subscriber
+ * would cost a bucket array each (over 500 bytes); a list link costs 16.
+ *
+ * uthash runs in non-fatal OOM mode: an add that cannot grow a table
+ * reports PS_ENOMEM instead of exiting the process.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#define HASH_NONFATAL_OOM 1
+#include <uthash.h>
+
+#include "pubsub/pubsub.h"
+
+typedef struct member member;
+
+typedef struct channel {
+    UT_hash_handle hh; /* in ps_subs.channels, by name */
+    member *head;      /* its memberships */
+    size_t n;
+    size_t len;
+    char name[];
+} channel;
+
+typedef struct subscriber {
+    UT_hash_handle hh; /* in ps_subs.subscribers, by ptr */
+    void *ptr;
+    member *head;
+    size_t n;
+} subscriber;
+
+struct member_key {
+    channel *ch;
+    subscriber *sr;
+};
+
+struct member {
+    UT_hash_handle hh; /* in ps_subs.members, by key */
+    struct member_key key;
+    member *ch_prev, *ch_next; /* on key.ch's list */
+    member *sr_prev, *sr_next; /* on key.sr's list */
+};
+
+struct ps_subs {
+    channel *channels;
+    subscriber *subscribers;
+    member *members;
+};
+
+ps_subs *ps_subs_new(void)
+{
+    return calloc(1, sizeof(ps_subs));
+}
+
+/* ------------------------------------------------------------ lookups */
+
+static channel *find_channel(const ps_subs *s, const char *name)
+{
+    channel *ch;
+
+    HASH_FIND(hh, s->channels, name, strlen(name), ch);
+    return ch;
+}
+
+static subscriber *find_subscriber(const ps_subs *s, const void *ptr)
+{
+    subscriber *sr;
+
+    HASH_FIND_PTR(s->subscribers, &ptr, sr);
+    return sr;
+}
+
+static member *find_member(const ps_subs *s, channel *ch, subscriber *sr)
+{
+    struct member_key key;
+    member *m;
+
+    /* The key is hashed as bytes: clear it so padding cannot differ. */
+    memset(&key, 0, sizeof(key));
+    key.ch = ch;
+    key.sr = sr;
+    HASH_FIND(hh, s->members, &key, sizeof(key), m);
+    return m;
+}
+
+/* ------------------------------------------------------------ creation */
+
+static channel *get_channel(ps_subs *s, const char *name)
+{
+    size_t len = strlen(name);
+    channel *ch = find_channel(s, name);
+
+    if (ch)
+        return ch;
+    ch = calloc(1, sizeof(*ch) + len + 1);
+    if (!ch)
+        return NULL;
+    ch->len = len;
+    memcpy(ch->name, name, len + 1);
+    HASH_ADD_KEYPTR(hh, s->channels, ch->name, len, ch);
+    if (!ch->hh.tbl) {
+        free(ch);
+        return NULL;
+    }
+    return ch;
+}
+
+static subscriber *get_subscriber(ps_subs *s, void *ptr)
+{
+    subscriber *sr = find_subscriber(s, ptr);
+
+    if (sr)
+        return sr;
+    sr = calloc(1, sizeof(*sr));
+    if (!sr)
+        return NULL;
+    sr->ptr = ptr;
+    HASH_ADD_PTR(s->subscribers, ptr, sr);
+    if (!sr->hh.tbl) {
+        free(sr);
+        return NULL;
+    }
+    return sr;
+}
+
+/* Frees a channel or subscriber record that a failed add left empty. */
+static void drop_if_empty(ps_subs *s, channel *ch, subscriber *sr)
+{
+    if (ch && !ch->head) {
+        HASH_DEL(s->channels, ch);
+        free(ch);
+    }
+    if (sr && !sr->head) {
+        HASH_DEL(s->subscribers, sr);
+        free(sr);
+    }
+}
+
+static void link_member(member *m)
+{
+    channel *ch = m->key.ch;
+    subscriber *sr = m->key.sr;
+
+    m->ch_prev = NULL;
+    m->ch_next = ch->head;
+    if (ch->head)
+        ch->head->ch_prev = m;
+    ch->head = m;
+    ch->n++;
+    m->sr_prev = NULL;
+    m->sr_next = sr->head;
+    if (sr->head)
+        sr->head->sr_prev = m;
+    sr->head = m;
+    sr->n++;
+}
+
+static int add_member(ps_subs *s, channel *ch, subscriber *sr)
+{
+    member *m = calloc(1, sizeof(*m));
+
+    if (!m)
+        return PS_ENOMEM;
+    m->key.ch = ch;
+    m->key.sr = sr;
+    HASH_ADD(hh, s->members, key, sizeof(m->key), m);
+    if (!m->hh.tbl) {
+        free(m);
+        return PS_ENOMEM;
+    }
+    link_member(m);
+    return PS_OK;
+}
+
+int ps_subs_add(ps_subs *s, const char *channel_name, void *ptr)
+{
+    channel *ch;
+    subscriber *sr;
+    int first;
+
+    if (!s || !channel_name || !ptr)
+        return PS_EINVAL;
+    ch = get_channel(s, channel_name);
+    sr = ch ? get_subscriber(s, ptr) : NULL;
+    if (!ch || !sr) {
+        drop_if_empty(s, ch, sr);
+        return PS_ENOMEM;
+    }
+    if (find_member(s, ch, sr))
+        return PS_EEXISTS;
+    first = ch->head == NULL;
+    if (add_member(s, ch, sr) < 0) {
+        drop_if_empty(s, ch, sr);
+        return PS_ENOMEM;
+    }
+    return first;
+}
+
+/* ------------------------------------------------------------ removal */
+
+static void unlink_from_channel(member *m)
+{
+    channel *ch = m->key.ch;
+
+    if (m->ch_prev)
+        m->ch_prev->ch_next = m->ch_next;
+    else
+        ch->head = m->ch_next;
+    if (m->ch_next)
+        m->ch_next->ch_prev = m->ch_prev;
+    ch->n--;
+}
+
+static void unlink_from_subscriber(member *m)
+{
+    subscriber *sr = m->key.sr;
+
+    if (m->sr_prev)
+        m->sr_prev->sr_next = m->sr_next;
+    else
+        sr->head = m->sr_next;
+    if (m->sr_next)
+        m->sr_next->sr_prev = m->sr_prev;
+    sr->n--;
+}
+
+int ps_subs_remove(ps_subs *s, const char *channel_name, void *ptr)
+{
+    channel *ch;
+    subscriber *sr;
+    member *m;
+
+    if (!s || !channel_name || !ptr)
+        return PS_EINVAL;
+    ch = find_channel(s, channel_name);
+    sr = find_subscriber(s, ptr);
+    m = ch && sr ? find_member(s, ch, sr) : NULL;
+    if (!m)
+        return PS_ENOENT;
+    HASH_DEL(s->members, m);
+    unlink_from_channel(m);
+    unlink_from_subscriber(m);
+    free(m);
+    if (!sr->head) {
+        HASH_DEL(s->subscribers, sr);
+        free(sr);
+    }
+    if (ch->head)
+        return 0;
+    HASH_DEL(s->channels, ch);
+    free(ch);
+    return 1;
+}
+
+void ps_subs_remove_all(ps_subs *s, void *ptr, ps_subs_empty_cb *cb, void *arg)
+{
+    subscriber *sr;
+    member *m;
+
+    if (!s || !(sr = find_subscriber(s, ptr)))
+        return;
+    /* The subscriber record goes first: the callback then already sees a
+     * table without it. */
+    HASH_DEL(s->subscribers, sr);
+    while ((m = sr->head) != NULL) {
+        channel *ch = m->key.ch;
+        sr->head = m->sr_next;
+        HASH_DEL(s->members, m);
+        unlink_from_channel(m);
+        free(m);
+        if (ch->head)
+            continue;
+        HASH_DEL(s->channels, ch);
+        if (cb)
+            cb(arg, ch->name);
+        free(ch);
+    }
+    free(sr);
+}
+
+void ps_subs_free(ps_subs *s)
+{
+    channel *ch, *ctmp;
+    subscriber *sr, *stmp;
+    member *m, *mtmp;
+
+    if (!s)
+        return;
+    HASH_ITER(hh, s->members, m, mtmp)
+    {
+        HASH_DEL(s->members, m);
+        free(m);
+    }
+    HASH_ITER(hh, s->subscribers, sr, stmp)
+    {
+        HASH_DEL(s->subscribers, sr);
+        free(sr);
+    }
+    HASH_ITER(hh, s->channels, ch, ctmp)
+    {
+        HASH_DEL(s->channels, ch);
+        free(ch);
+    }
+    free(s);
+}
+
+/* ------------------------------------------------------------ queries */
+
+int ps_subs_has(const ps_subs *s, const char *channel_name, const void *ptr)
+{
+    channel *ch;
+    subscriber *sr;
+
+    if (!s || !channel_name || !ptr)
+        return 0;
+    ch = find_channel(s, channel_name);
+    sr = find_subscriber(s, ptr);
+    return ch && sr && find_member(s, ch, sr) != NULL;
+}
+
+size_t ps_subs_count(const ps_subs *s, const void *ptr)
+{
+    subscriber *sr = s ? find_subscriber(s, ptr) : NULL;
+
+    return sr ? sr->n : 0;
+}
+
+size_t ps_subs_channel_size(const ps_subs *s, const char *channel_name)
+{
+    channel *ch = s && channel_name ? find_channel(s, channel_name) : NULL;
+
+    return ch ? ch->n : 0;
+}
+
+size_t ps_subs_channels(const ps_subs *s)
+{
+    return s ? HASH_COUNT(s->channels) : 0;
+}
+
+size_t ps_subs_foreach(const ps_subs *s, const char *channel_name, ps_subs_each_cb *fn, void *arg)
+{
+    channel *ch = s && channel_name ? find_channel(s, channel_name) : NULL;
+    const member *m;
+    size_t n = 0;
+
+    for (m = ch ? ch->head : NULL; m; m = m->ch_next, n++)
+        fn(arg, m->key.sr->ptr);
+    return n;
+}
+
+void ps_subs_foreach_channel(const ps_subs *s, ps_subs_channel_cb *fn, void *arg)
+{
+    const channel *ch;
+
+    for (ch = s ? s->channels : NULL; ch; ch = ch->hh.next)
+        fn(arg, ch->name);
+}
