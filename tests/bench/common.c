@@ -1,0 +1,43 @@
+/*
+ * common: the clock, the RSS reader and the channel naming that the
+ * coordinator and the workers must agree on.
+ */
+#include "bench.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+uint64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t bench_rss_kb(int pid)
+{
+    char path[64], line[256];
+    unsigned long long kb = 0;
+    FILE *f;
+    if (pid > 0)
+        snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    else
+        snprintf(path, sizeof(path), "/proc/self/status");
+    if (!(f = fopen(path, "r")))
+        return 0;
+    while (fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
+            break;
+    }
+    fclose(f);
+    return kb;
+}
+
+void bench_channel_of(const bench_config *cfg, uint32_t idx, char *out, size_t outlen)
+{
+    if (cfg->pattern == BENCH_BROADCAST)
+        snprintf(out, outlen, "%s", cfg->channel);
+    else
+        snprintf(out, outlen, "%s%u", cfg->job_prefix, idx);
+}
