@@ -54,6 +54,13 @@ static const opt_def options[] = {
      "drop a peer that has not answered a ping for this long"},
     {"static-dir", OPT_STR, OFF(static_dir), NULL, 0, 0, "DIR",
      "serve files from DIR at / (the web demo)"},
+    {"history", OPT_LIST, OFF(history), NULL, 0, 0, "NS=SIZE:TTL[:latest]",
+     "history of a namespace (repeatable); defaults: job=100:86400:latest, "
+     "chat=100:86400, user=100:3600; SIZE 0 turns it off"},
+    {"recovery-max-messages", OPT_INT, OFF(recovery_max), "1000", 1, 100000, "N",
+     "most messages one subscribe with since replays; beyond: recovered false"},
+    {"api-key-file", OPT_LIST, OFF(api_key_files), NULL, 0, 0, "PATH",
+     "API keys for POST /api/publish, one per line (repeatable: rotation)"},
     {"log-level", OPT_LEVEL, OFF(log_level), "info", 0, 0, "LEVEL",
      "debug, info, warn or error"},
 };
@@ -96,16 +103,25 @@ static int set_level(const opt_def *o, gw_config *c, const char *v, char *err, s
     return -1;
 }
 
-static int add_list_item(gw_config *c, const char *v, size_t len, char *err, size_t errlen)
+static int add_list_item(const opt_def *o, gw_config *c, const char *v, size_t len, char *err,
+                         size_t errlen)
 {
+    gw_strlist *l = (gw_strlist *)((char *)c + o->offset);
     if (len == 0)
         return 0;
-    if (c->n_public_keys == GW_MAX_PUBLIC_KEYS) {
-        snprintf(err, errlen, "--jwt-public-key: at most %d keys", GW_MAX_PUBLIC_KEYS);
+    if (l->n == GW_LIST_MAX) {
+        snprintf(err, errlen, "--%s: at most %d values", o->name, GW_LIST_MAX);
         return -1;
     }
-    c->jwt_public_keys[c->n_public_keys++] = strndup(v, len);
+    l->items[l->n++] = strndup(v, len);
     return 0;
+}
+
+static void list_clear(gw_strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->items[i]);
+    l->n = 0;
 }
 
 /* Applies one value. `from_env` lists split on commas; a flag is one item. */
@@ -125,10 +141,10 @@ static int set_opt(const opt_def *o, gw_config *c, const char *v, int from_env, 
         return set_level(o, c, v, err, errlen);
     case OPT_LIST:
         if (!from_env)
-            return add_list_item(c, v, strlen(v), err, errlen);
+            return add_list_item(o, c, v, strlen(v), err, errlen);
         for (const char *p = v; *p;) {
             size_t n = strcspn(p, ",");
-            if (add_list_item(c, p, n, err, errlen) < 0)
+            if (add_list_item(o, c, p, n, err, errlen) < 0)
                 return -1;
             p += n + (p[n] == ',');
         }
@@ -158,21 +174,21 @@ static int load_env(gw_config *c, char *err, size_t errlen)
     return 0;
 }
 
-/* An environment list is replaced, not extended, by flags on the command line. */
-static void clear_env_lists(gw_config *c, int *cleared)
+/* An environment list is replaced, not extended, by flags on the command
+ * line: the first flag of a list clears what the environment gave it. */
+static void clear_env_list(const opt_def *o, gw_config *c, unsigned *cleared)
 {
-    if (*cleared)
+    unsigned bit = 1u << (o - options);
+    if (*cleared & bit)
         return;
-    for (size_t i = 0; i < c->n_public_keys; i++)
-        free(c->jwt_public_keys[i]);
-    c->n_public_keys = 0;
-    *cleared = 1;
+    list_clear((gw_strlist *)((char *)c + o->offset));
+    *cleared |= bit;
 }
 
 static int load_argv(gw_config *c, int argc, char **argv, char *err, size_t errlen, FILE *out)
 {
     struct option longopts[N_OPTIONS + 2];
-    int cleared = 0;
+    unsigned cleared = 0;
     for (size_t i = 0; i < N_OPTIONS; i++)
         longopts[i] = (struct option){options[i].name, required_argument, NULL, (int)i};
     longopts[N_OPTIONS] = (struct option){"help", no_argument, NULL, 'h' + 1000};
@@ -194,7 +210,7 @@ static int load_argv(gw_config *c, int argc, char **argv, char *err, size_t errl
             return -1;
         }
         if (options[idx].kind == OPT_LIST)
-            clear_env_lists(c, &cleared);
+            clear_env_list(&options[idx], c, &cleared);
         if (set_opt(&options[idx], c, optarg, 0, err, errlen) < 0)
             return -1;
     }
@@ -229,13 +245,79 @@ int gw_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
     return 0;
 }
 
+static const gw_namespace default_namespaces[] = {
+    {"job", 100, 86400, 1},
+    {"chat", 100, 86400, 0},
+    {"user", 100, 3600, 0},
+};
+
+static gw_namespace *find_namespace(gw_config *c, const char *name)
+{
+    for (gw_namespace *ns = c->namespaces; ns->name[0]; ns++) {
+        if (strcmp(ns->name, name) == 0)
+            return ns;
+    }
+    return NULL;
+}
+
+/* "NS=SIZE:TTL[:latest]" -> a namespace row, replacing a default of that name. */
+static int parse_history(gw_config *c, const char *spec, size_t *n, char *err, size_t errlen)
+{
+    gw_namespace ns = {0};
+    char name[64], tail[16] = "";
+    unsigned long long size, ttl;
+    int k = sscanf(spec, "%63[A-Za-z0-9_.@-]=%llu:%llu:%15s", name, &size, &ttl, tail);
+    gw_namespace *slot;
+
+    if (k < 3 || size > 100000 || ttl < 1 || ttl > 30 * 86400 ||
+        (k == 4 && strcmp(tail, "latest") != 0)) {
+        snprintf(err, errlen,
+                 "--history: expected NS=SIZE:TTL[:latest] (SIZE <= 100000, TTL 1..2592000 s), "
+                 "got '%s'",
+                 spec);
+        return -1;
+    }
+    snprintf(ns.name, sizeof(ns.name), "%s", name);
+    ns.size = (uint32_t)size;
+    ns.ttl_s = (uint32_t)ttl;
+    ns.latest = k == 4;
+    slot = find_namespace(c, name);
+    if (!slot)
+        slot = &c->namespaces[(*n)++];
+    *slot = ns;
+    return 0;
+}
+
+int gw_config_parse_namespaces(gw_config *c, char *err, size_t errlen)
+{
+    size_t n = sizeof(default_namespaces) / sizeof(default_namespaces[0]);
+    memset(c->namespaces, 0, sizeof(c->namespaces));
+    memcpy(c->namespaces, default_namespaces, sizeof(default_namespaces));
+    for (size_t i = 0; i < c->history.n; i++) {
+        if (parse_history(c, c->history.items[i], &n, err, errlen) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+const gw_namespace *gw_config_namespace(const gw_config *c, const char *channel)
+{
+    const char *colon = strchr(channel, ':');
+    size_t len = colon ? (size_t)(colon - channel) : 0;
+    for (const gw_namespace *ns = c->namespaces; ns->name[0]; ns++) {
+        if (strlen(ns->name) == len && memcmp(ns->name, channel, len) == 0)
+            return ns->size ? ns : NULL;
+    }
+    return NULL;
+}
+
 static int validate(gw_config *c, char *err, size_t errlen)
 {
     if (gw_parse_hostport(c->listen, c->listen_host, sizeof(c->listen_host), &c->listen_port)) {
         snprintf(err, errlen, "--listen: expected HOST:PORT, got '%s'", c->listen);
         return -1;
     }
-    if (!c->jwt_secret_file && c->n_public_keys == 0) {
+    if (!c->jwt_secret_file && c->jwt_public_keys.n == 0) {
         snprintf(err, errlen,
                  "no token key: give --jwt-secret-file and/or --jwt-public-key");
         return -1;
@@ -244,7 +326,7 @@ static int validate(gw_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "--ping-timeout-seconds must be larger than --ping-interval-seconds");
         return -1;
     }
-    return 0;
+    return gw_config_parse_namespaces(c, err, errlen);
 }
 
 int gw_config_load(gw_config *c, int argc, char **argv, char *err, size_t errlen, FILE *out)
@@ -269,9 +351,10 @@ void gw_config_free(gw_config *c)
             *slot = NULL;
         }
     }
-    for (size_t i = 0; i < c->n_public_keys; i++)
-        free(c->jwt_public_keys[i]);
-    c->n_public_keys = 0;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (options[i].kind == OPT_LIST)
+            list_clear((gw_strlist *)((char *)c + options[i].offset));
+    }
 }
 
 void gw_config_usage(FILE *out)
@@ -279,6 +362,7 @@ void gw_config_usage(FILE *out)
     char env[64], flag[64];
     fprintf(out, "usage: wsgw [OPTIONS]            run the gateway\n"
                  "       wsgw token [OPTIONS]      print a signed token (wsgw token --help)\n"
+                 "       wsgw publish [OPTIONS]    publish one message (wsgw publish --help)\n"
                  "\nOptions (each also settable as the environment variable shown):\n");
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const opt_def *o = &options[i];

@@ -13,7 +13,21 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define GW_MAX_PUBLIC_KEYS 16
+#define GW_LIST_MAX 16 /* items of a repeatable flag */
+
+/* The values of a repeatable flag. */
+typedef struct gw_strlist {
+    char *items[GW_LIST_MAX];
+    size_t n;
+} gw_strlist;
+
+/* History settings of one channel namespace (--history). */
+typedef struct gw_namespace {
+    char name[64];        /* "job", "chat", ...; "" ends the table */
+    uint32_t size;        /* messages kept; 0: no history */
+    uint32_t ttl_s;       /* seconds kept after the last publish */
+    int latest;           /* deliver the latest message on subscribe */
+} gw_namespace;
 
 enum gw_log_level { GW_LOG_DEBUG, GW_LOG_INFO, GW_LOG_WARN, GW_LOG_ERROR };
 
@@ -24,8 +38,7 @@ typedef struct gw_config {
     char *redis_url;           /* NULL: in-process bus */
     char *redis_prefix;
     char *jwt_secret_file;
-    char *jwt_public_keys[GW_MAX_PUBLIC_KEYS]; /* "[KID=]PATH" each */
-    size_t n_public_keys;
+    gw_strlist jwt_public_keys;  /* "[KID=]PATH" each */
     char *jwt_issuer;
     char *jwt_audience;
     int64_t jwt_leeway_seconds;
@@ -34,6 +47,10 @@ typedef struct gw_config {
     int64_t ping_interval_s;   /* WebSocket PING after this much silence */
     int64_t ping_timeout_s;    /* hang up when no PONG within this */
     char *static_dir;          /* NULL: no static files */
+    gw_strlist history;        /* "NS=SIZE:TTL[:latest]" each, over the defaults */
+    gw_namespace namespaces[GW_LIST_MAX + 4]; /* defaults + --history, parsed */
+    int64_t recovery_max;      /* most messages one recovery replays */
+    gw_strlist api_key_files;  /* backend API keys, one per line */
     int log_level;
 } gw_config;
 
@@ -44,6 +61,14 @@ typedef struct gw_config {
 int gw_config_load(gw_config *c, int argc, char **argv, char *err, size_t errlen, FILE *out);
 void gw_config_free(gw_config *c);
 void gw_config_usage(FILE *out);
+
+/* The history settings of channel's namespace, or NULL when it keeps none. */
+const gw_namespace *gw_config_namespace(const gw_config *c, const char *channel);
+
+/* Fills c->namespaces from the defaults and c->history (done by
+ * gw_config_load; `wsgw publish` calls it on its own --history list).
+ * Returns 0, or -1 with a one-line message in err. */
+int gw_config_parse_namespaces(gw_config *c, char *err, size_t errlen);
 
 /* Splits "host:port" (IPv4, name or [IPv6]). Returns 0 or -1. */
 int gw_parse_hostport(const char *s, char *host, size_t hostlen, int *port);

@@ -49,6 +49,7 @@ struct gw_conn {
     size_t q_bytes;
     int close_code;
     char close_reason[124];           /* a close frame carries at most 123 bytes */
+    struct gw_api_req *api;           /* HTTP only: the /api/publish request (http_api.c) */
     UT_hash_handle hh;
 };
 

@@ -6,6 +6,8 @@
  * written in the HTTP callback itself: the kernel's empty socket buffer takes
  * both whole. Anything that is not ours falls through to lws's default
  * handler (static files when a mount is configured, 404 otherwise).
+ * POST /api/publish, which answers only once the bus has, lives in
+ * http_api.c; this file routes its callbacks there.
  */
 #include "http.h"
 
@@ -13,6 +15,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "http_api.h"
 #include "metrics.h"
 
 #define BODY_MAX 16384
@@ -81,6 +84,12 @@ int gw_http_filter_upgrade(gw_server *s, struct lws *wsi)
 int gw_http_callback(gw_server *s, struct lws *wsi, enum lws_callback_reasons reason, void *user,
                      void *in, size_t len)
 {
+    gw_conn *c = user;
+    /* /api/publish answers after the bus does: it keeps its own state. */
+    if (reason == LWS_CALLBACK_HTTP && strcmp((const char *)in, GW_API_PATH) == 0)
+        return gw_api_on_http(s, wsi, c);
+    if (gw_api_owns(reason, c))
+        return gw_api_callback(s, wsi, reason, c, in, len);
     if (reason == LWS_CALLBACK_HTTP)
         return on_http(s, wsi, (const char *)in);
     return lws_callback_http_dummy(wsi, reason, user, in, len);

@@ -104,8 +104,8 @@ auth_keyring *gw_keyring_from_config(const gw_config *cfg, char *err, size_t err
     }
     if (cfg->jwt_secret_file && add_secret(kr, cfg->jwt_secret_file, err, errlen) < 0)
         goto err;
-    for (size_t i = 0; i < cfg->n_public_keys; i++) {
-        if (add_public_key(kr, cfg->jwt_public_keys[i], err, errlen) < 0)
+    for (size_t i = 0; i < cfg->jwt_public_keys.n; i++) {
+        if (add_public_key(kr, cfg->jwt_public_keys.items[i], err, errlen) < 0)
             goto err;
     }
     if (auth_keyring_set_issuer(kr, cfg->jwt_issuer) != AUTH_OK ||

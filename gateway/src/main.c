@@ -2,8 +2,9 @@
  * main: the wsgw executable.
  *
  * `wsgw` runs the gateway; `wsgw token` prints a signed token for development
- * and tests. Parse, build, run until a signal, destroy: everything else lives
- * in the files named after what it does.
+ * and tests; `wsgw publish` publishes one message as a backend would. Parse,
+ * build, run until a signal, destroy: everything else lives in the files
+ * named after what it does.
  */
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "publish_cli.h"
 #include "server.h"
 #include "token_cli.h"
 
@@ -44,5 +46,7 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "token") == 0)
         return gw_token_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "publish") == 0)
+        return gw_publish_main(argc - 1, argv + 1);
     return serve(argc, argv);
 }

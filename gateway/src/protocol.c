@@ -212,6 +212,17 @@ ps_frame *gw_reply_simple(const char *type, int has_id, int64_t id, const char *
     return finish(o, has_id, id, headroom);
 }
 
+ps_frame *gw_reply_published(int has_id, int64_t id, const ps_publish_result *res,
+                             size_t headroom)
+{
+    json_t *o = json_pack("{s:s}", "type", "published");
+    if (o && res) {
+        json_object_set_new(o, "offset", json_integer(res->offset));
+        json_object_set_new(o, "epoch", json_string(res->epoch));
+    }
+    return finish(o, has_id, id, headroom);
+}
+
 ps_frame *gw_reply_refreshed(int has_id, int64_t id, int64_t exp, size_t headroom)
 {
     json_t *o = json_pack("{s:s,s:I}", "type", "refreshed", "exp", (json_int_t)exp);

@@ -66,6 +66,9 @@ ps_frame *gw_reply_auth_ok(const char *user, const char *conn, int64_t exp, size
  * published, pong. channel may be NULL. */
 ps_frame *gw_reply_simple(const char *type, int has_id, int64_t id, const char *channel,
                           size_t headroom);
+/* {"type":"published"[,"id":id][,"offset":N,"epoch":"E"]}; res may be NULL. */
+ps_frame *gw_reply_published(int has_id, int64_t id, const ps_publish_result *res,
+                             size_t headroom);
 ps_frame *gw_reply_refreshed(int has_id, int64_t id, int64_t exp, size_t headroom);
 /* {"type":"error"[,"id":id],"code":code,"message":message[,"channel":channel]} */
 ps_frame *gw_reply_error(int has_id, int64_t id, const char *code, const char *message,

@@ -22,7 +22,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "channels.h"
 #include "conn.h"
+#include "http_api.h"
 #include "keyfile.h"
 #include "log.h"
 #include "session.h"
@@ -47,50 +49,14 @@ static struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0}, /* terminator */
 };
 
-/* ------------------------------------------------------------ fan-out */
-
-typedef struct delivery {
-    gw_server *srv;
-    ps_frame *frame;
-} delivery;
-
-static void deliver_one(void *arg, void *subscriber)
-{
-    delivery *d = arg;
-    gw_conn *c = subscriber;
-    if (c->state == GW_CONN_OPEN && gw_conn_send(c, d->frame) == 0)
-        d->srv->counters.deliveries++;
-}
-
-static void on_bus_message(void *udata, const char *channel, const char *payload, size_t len)
-{
-    gw_server *s = udata;
-    ps_envelope env;
-    delivery d = {s, NULL};
-
-    s->counters.messages_in++;
-    if (ps_envelope_parse(payload, len, &env) != PS_OK) {
-        s->counters.bad_envelopes++;
-        gw_warn("bad_envelope", NULL, "dropped a payload on %s that is not {\"data\":...}",
-                channel);
-        return;
-    }
-    d.frame = ps_envelope_frame(&env, channel, LWS_PRE);
-    ps_envelope_clear(&env);
-    if (!d.frame) {
-        gw_error("out_of_memory", NULL, "dropped a message on %s", channel);
-        return;
-    }
-    ps_subs_foreach(s->subs, channel, deliver_one, &d);
-    ps_frame_unref(d.frame);
-}
-
 static void on_bus_state(void *udata, int up)
 {
     gw_server *s = udata;
     if (s->bus_up == up)
         return;
     s->bus_up = up;
+    if (!up)
+        gw_channels_on_bus_down(s);
     if (up)
         gw_info("bus_up", NULL, "message bus connected; %zu channels subscribed",
                 ps_subs_channels(s->subs));
@@ -101,7 +67,10 @@ static void on_bus_state(void *udata, int up)
 static int bus_create(gw_server *s)
 {
     const gw_config *cfg = s->cfg;
-    ps_bus_callbacks cb = {.on_message = on_bus_message, .on_state = on_bus_state, .udata = s};
+    ps_bus_callbacks cb = {.on_message = gw_channels_on_message,
+                           .on_state = on_bus_state,
+                           .on_subscribed = gw_channels_on_subscribed,
+                           .udata = s};
     ps_redis_opts o = {0};
 
     if (!cfg->redis_url) {
@@ -126,41 +95,7 @@ static int bus_create(gw_server *s)
     return 0;
 }
 
-/* ------------------------------------------------------------ subscriptions */
-
-int gw_server_subscribe(gw_server *s, gw_conn *c, const char *channel)
-{
-    int rc = ps_subs_add(s->subs, channel, c);
-    if (rc == 1) {
-        rc = ps_bus_subscribe(s->bus, channel);
-        if (rc < 0) {
-            ps_subs_remove(s->subs, channel, c);
-            return rc;
-        }
-        return 0;
-    }
-    return rc;
-}
-
-int gw_server_unsubscribe(gw_server *s, gw_conn *c, const char *channel)
-{
-    int rc = ps_subs_remove(s->subs, channel, c);
-    if (rc == 1 && !s->stopping)
-        ps_bus_unsubscribe(s->bus, channel);
-    return rc < 0 ? rc : 0;
-}
-
-static void on_channel_empty(void *arg, const char *channel)
-{
-    gw_server *s = arg;
-    if (!s->stopping)
-        ps_bus_unsubscribe(s->bus, channel);
-}
-
-void gw_server_unsubscribe_all(gw_server *s, gw_conn *c)
-{
-    ps_subs_remove_all(s->subs, c, on_channel_empty, s);
-}
+/* ------------------------------------------------------------ readiness */
 
 int gw_server_ready(const gw_server *s)
 {
@@ -332,6 +267,8 @@ int gw_server_init(gw_server *s, const gw_config *cfg, uv_loop_t *loop)
         gw_error("config", NULL, "%s", err);
         return -1;
     }
+    if (gw_api_init(s) < 0)
+        return -1;
     s->subs = ps_subs_new();
     if (!s->subs || bus_create(s) < 0 || lws_create(s) < 0 || start_listening(s) < 0)
         return -1;
@@ -367,4 +304,6 @@ void gw_server_destroy(gw_server *s)
     s->subs = NULL;
     auth_keyring_free(s->keys);
     s->keys = NULL;
+    gw_api_keys_free(s->api_keys);
+    s->api_keys = NULL;
 }

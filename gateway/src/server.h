@@ -43,10 +43,12 @@ typedef struct gw_server {
     uv_signal_t sig_int;
     uv_timer_t stop_timer;      /* bounds the wait for clients to close */
     auth_keyring *keys;
+    struct gw_api_keys *api_keys; /* NULL: POST /api/publish disabled (http_api.c) */
     ps_bus *bus;
     ps_subs *subs;
     gw_conn *conns;             /* uthash by serial: live WebSocket connections */
     uint64_t next_serial;
+    uint64_t next_token;        /* matches history reads to what asked for them */
     char id_prefix[12];         /* random per process: connection ids stay unique */
     int bus_up;
     int stopping;               /* SIGTERM seen: no new clients, closing the rest */
@@ -69,13 +71,6 @@ void gw_server_stop(gw_server *s);
 /* 1 while the process accepts clients and its bus is up (/readyz). */
 int gw_server_ready(const gw_server *s);
 
-/* Subscribes c to channel, subscribing on the bus when c is the first local
- * subscriber. Returns 0, PS_EEXISTS, or a negative PS_E* code. */
-int gw_server_subscribe(gw_server *s, gw_conn *c, const char *channel);
-/* The reverse; unsubscribes on the bus when c was the last. */
-int gw_server_unsubscribe(gw_server *s, gw_conn *c, const char *channel);
-/* Removes c from all its channels (it closed). */
-void gw_server_unsubscribe_all(gw_server *s, gw_conn *c);
 /* Called when the last client closed during a stop. */
 void gw_server_clients_gone(gw_server *s);
 

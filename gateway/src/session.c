@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "channels.h"
 #include "conn.h"
 #include "http.h"
 #include "log.h"
@@ -114,7 +115,7 @@ static void handle_auth(gw_conn *c, const char *buf, size_t len)
     schedule_expiry(c);
     gw_conn_send_owned(c, gw_reply_auth_ok(c->claims.sub, c->id, c->claims.exp, LWS_PRE));
     snprintf(user_channel, sizeof(user_channel), "user:%s", c->claims.sub);
-    rc = gw_server_subscribe(c->srv, c, user_channel);
+    rc = gw_channels_subscribe_user(c->srv, c, user_channel);
     if (rc < 0 && rc != PS_EEXISTS)
         gw_warn("user_channel_failed", c->id, "%s", ps_strerror(rc));
     gw_info("auth_ok", c->id, "user %s", c->claims.sub);
@@ -148,7 +149,6 @@ static int may_subscribe(gw_conn *c, const gw_cmd *cmd, const char **why)
 static void cmd_subscribe(gw_conn *c, gw_cmd *cmd)
 {
     const char *why;
-    int rc;
     if (!may_subscribe(c, cmd, &why)) {
         reply_error(c, cmd, GW_ERR_FORBIDDEN, why, cmd->channel);
         return;
@@ -157,23 +157,19 @@ static void cmd_subscribe(gw_conn *c, gw_cmd *cmd)
         reply_error(c, cmd, GW_ERR_UNAVAILABLE, "message bus unavailable, retry", cmd->channel);
         return;
     }
-    rc = gw_server_subscribe(c->srv, c, cmd->channel);
-    if (rc < 0 && rc != PS_EEXISTS) {
-        reply_error(c, cmd, GW_ERR_UNAVAILABLE, ps_strerror(rc), cmd->channel);
-        return;
-    }
-    reply_simple(c, cmd, "subscribed", cmd->channel);
+    /* The reply comes from channels.c once the subscription is live. */
+    gw_channels_subscribe(c->srv, c, cmd);
 }
 
 static void cmd_unsubscribe(gw_conn *c, gw_cmd *cmd)
 {
     /* Unsubscribing from a channel one does not hold is not an error: the
      * outcome the client asked for holds either way. */
-    gw_server_unsubscribe(c->srv, c, cmd->channel);
+    gw_channels_unsubscribe(c->srv, c, cmd->channel);
     reply_simple(c, cmd, "unsubscribed", cmd->channel);
 }
 
-static void on_published(void *udata, int status)
+static void on_published(void *udata, int status, const ps_publish_result *res)
 {
     pending_publish *p = udata;
     gw_conn *c = NULL;
@@ -181,7 +177,7 @@ static void on_published(void *udata, int status)
     if (c && c->state == GW_CONN_OPEN) {
         gw_cmd reply_to = {.has_id = p->has_id, .id = p->id};
         if (status == PS_OK)
-            reply_simple(c, &reply_to, "published", NULL);
+            gw_conn_send_owned(c, gw_reply_published(p->has_id, p->id, res, LWS_PRE));
         else
             reply_error(c, &reply_to, GW_ERR_UNAVAILABLE, ps_strerror(status), NULL);
     }
@@ -193,6 +189,8 @@ static void cmd_publish(gw_conn *c, gw_cmd *cmd)
     char *payload = NULL;
     size_t len;
     pending_publish *p = NULL;
+    const gw_namespace *ns;
+    ps_history_policy policy;
     int rc;
 
     if (!auth_can_publish(&c->claims, cmd->channel)) {
@@ -211,7 +209,11 @@ static void cmd_publish(gw_conn *c, gw_cmd *cmd)
         goto out;
     }
     *p = (pending_publish){c->srv, c->serial, cmd->has_id, cmd->id};
-    rc = ps_bus_publish(c->srv->bus, cmd->channel, payload, len, on_published, p);
+    ns = gw_config_namespace(c->srv->cfg, cmd->channel);
+    if (ns)
+        policy = (ps_history_policy){ns->size, ns->ttl_s};
+    rc = ps_bus_publish(c->srv->bus, cmd->channel, payload, len, ns ? &policy : NULL,
+                        on_published, p);
     if (rc != PS_OK) {
         free(p);
         reply_error(c, cmd, rc == PS_ETOOBIG ? GW_ERR_BAD_REQUEST : GW_ERR_UNAVAILABLE,
@@ -337,7 +339,7 @@ static void on_closed(gw_server *s, gw_conn *c)
     if (c->registered) {
         HASH_DELETE(hh, s->conns, c);
         c->registered = 0;
-        gw_server_unsubscribe_all(s, c);
+        gw_channels_remove_conn(s, c);
     }
     gw_debug("conn_closed", c->id, NULL);
     gw_conn_release(c);

@@ -4,8 +4,8 @@
  * share (channel name check, the desired-channel set) and ps_strerror.
  *
  * The wrappers check the arguments every implementation would otherwise
- * check again, so that a bus only ever sees a valid channel name and a
- * non-NULL payload.
+ * check again, so that a bus only ever sees a valid channel name, a
+ * non-NULL payload, and a history policy that is either off or usable.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -57,12 +57,29 @@ int ps_bus_unsubscribe(ps_bus *b, const char *channel)
     return b->ops->unsubscribe(b, channel);
 }
 
-int ps_bus_publish(ps_bus *b, const char *channel, const char *payload, size_t len,
-                   ps_publish_cb *cb, void *udata)
+/* A policy with history needs a TTL: EXPIRE 0 would delete the history as
+ * it is written, and no TTL at all would keep every channel forever. */
+static int policy_usable(const ps_history_policy *hist)
 {
-    if (!b || !ps__channel_valid(channel) || (!payload && len > 0))
+    return !ps__history_on(hist) || hist->ttl_s > 0;
+}
+
+int ps_bus_publish(ps_bus *b, const char *channel, const char *payload, size_t len,
+                   const ps_history_policy *hist, ps_publish_cb *cb, void *udata)
+{
+    if (!b || !ps__channel_valid(channel) || (!payload && len > 0) || !policy_usable(hist))
         return PS_EINVAL;
-    return b->ops->publish(b, channel, payload ? payload : "", len, cb, udata);
+    if (!ps__history_on(hist))
+        hist = NULL;
+    return b->ops->publish(b, channel, payload ? payload : "", len, hist, cb, udata);
+}
+
+int ps_bus_history(ps_bus *b, const char *channel, int64_t since, size_t limit,
+                   const ps_history_policy *hist, ps_history_cb *cb, void *udata)
+{
+    if (!b || !ps__channel_valid(channel) || !cb || !ps__history_on(hist) || !policy_usable(hist))
+        return PS_EINVAL;
+    return b->ops->history(b, channel, since, limit, hist, cb, udata);
 }
 
 int ps_bus_is_up(const ps_bus *b)
@@ -109,9 +126,28 @@ int ps__channel_valid(const char *channel)
 
 struct ps__chanset {
     UT_hash_handle hh;
+    long count; /* only for ps__chanset_adjust */
     size_t len;
     char name[]; /* NUL terminated; the hash key */
 };
+
+static ps__chanset *chanset_insert(ps__chanset **set, const char *channel, size_t len)
+{
+    ps__chanset *e = malloc(sizeof(*e) + len + 1);
+
+    if (!e)
+        return NULL;
+    e->count = 0;
+    e->len = len;
+    memcpy(e->name, channel, len + 1);
+    HASH_ADD_KEYPTR(hh, *set, e->name, len, e);
+    /* uthash in non-fatal mode leaves tbl NULL when it could not grow. */
+    if (!e->hh.tbl) {
+        free(e);
+        return NULL;
+    }
+    return e;
+}
 
 int ps__chanset_add(ps__chanset **set, const char *channel)
 {
@@ -121,17 +157,36 @@ int ps__chanset_add(ps__chanset **set, const char *channel)
     HASH_FIND(hh, *set, channel, len, e);
     if (e)
         return 0;
-    e = malloc(sizeof(*e) + len + 1);
+    return chanset_insert(set, channel, len) ? 1 : PS_ENOMEM;
+}
+
+long ps__chanset_adjust(ps__chanset **set, const char *channel, long delta)
+{
+    size_t len = strlen(channel);
+    ps__chanset *e;
+
+    HASH_FIND(hh, *set, channel, len, e);
+    if (!e && delta <= 0)
+        return 0;
+    if (!e && !(e = chanset_insert(set, channel, len)))
+        return PS_ENOMEM;
+    e->count += delta;
+    if (e->count > 0)
+        return e->count;
+    HASH_DEL(*set, e);
+    free(e);
+    return 0;
+}
+
+int ps__chanset_pop(ps__chanset **set, char *buf)
+{
+    ps__chanset *e = *set;
+
     if (!e)
-        return PS_ENOMEM;
-    e->len = len;
-    memcpy(e->name, channel, len + 1);
-    HASH_ADD_KEYPTR(hh, *set, e->name, len, e);
-    /* uthash in non-fatal mode leaves tbl NULL when it could not grow. */
-    if (!e->hh.tbl) {
-        free(e);
-        return PS_ENOMEM;
-    }
+        return 0;
+    memcpy(buf, e->name, e->len + 1);
+    HASH_DEL(*set, e);
+    free(e);
     return 1;
 }
 

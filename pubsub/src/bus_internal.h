@@ -1,13 +1,16 @@
 /*
  * What the two bus implementations share and nobody outside pubsub sees:
  * the check every channel name passes before it reaches a bus, the set of
- * channels a bus wants (its "desired set", kept across reconnects), and the
- * limits both buses apply. The public contract is in pubsub/pubsub.h.
+ * channels a bus wants (its "desired set", kept across reconnects), the
+ * limits both buses apply, and the history helpers (history.c): epochs, the
+ * text a stored message gets, and the in-memory store of the in-process bus.
+ * The public contract is in pubsub/pubsub.h.
  */
 #ifndef PUBSUB_BUS_INTERNAL_H
 #define PUBSUB_BUS_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pubsub/pubsub.h"
 
@@ -39,5 +42,69 @@ size_t ps__chanset_count(const ps__chanset *set);
 void ps__chanset_foreach(const ps__chanset *set, ps_subs_channel_cb *fn, void *arg);
 /* Frees every entry; *set becomes NULL. */
 void ps__chanset_clear(ps__chanset **set);
+
+/* The set as a counter per channel (a set used only this way): adds delta
+ * to channel's count, creating the entry at 0 first and dropping it when the
+ * count falls to 0 or below. Returns the new count (0 for a channel that was
+ * absent and is not added), or PS_ENOMEM. */
+long ps__chanset_adjust(ps__chanset **set, const char *channel, long delta);
+/* Removes some channel from a non-empty set and copies its name into buf
+ * (PS__CHANNEL_MAX + 1 bytes). Returns 1, or 0 when the set is empty. Lets a
+ * caller walk a set whose callbacks may change it. */
+int ps__chanset_pop(ps__chanset **set, char *buf);
+
+/* ------------------------------------------------------------ history */
+
+/* The epochs this library makes: PS__EPOCH_LEN characters of [A-Za-z0-9]
+ * (about 95 bits), a subset of what PS_EPOCH_MAX allows. */
+#define PS__EPOCH_LEN 16
+
+/* A generator for epochs (xoshiro256**), seeded once from the kernel. An
+ * epoch must differ from every earlier epoch of its channel, across
+ * processes and restarts; it need not be secret. */
+typedef struct ps__rng {
+    uint64_t s[4];
+} ps__rng;
+
+/* Seeds r from uv_random (getrandom). Returns 0, or -1 when the kernel gave
+ * nothing. */
+int ps__rng_seed(ps__rng *r);
+/* Writes a fresh epoch, NUL terminated, into out. */
+void ps__epoch_new(ps__rng *r, char out[PS__EPOCH_LEN + 1]);
+/* 1 when s (len bytes) is a valid epoch: 1..PS_EPOCH_MAX of [A-Za-z0-9_-]. */
+int ps__epoch_valid(const char *s, size_t len);
+
+/* 1 when hist asks for history (size > 0). */
+int ps__history_on(const ps_history_policy *hist);
+
+/* A stored message is the published envelope with "offset" and "epoch"
+ * appended as its last members: head + sep + "offset":N,"epoch":"E"}.
+ * ps__object_split finds head (everything before the closing brace, trailing
+ * blanks excluded) and sep ("," or "" for an empty object) in payload.
+ * Returns 0, or -1 when payload does not start with '{' and end with '}'
+ * (blanks aside). Only the shape is checked: the caller's envelope is
+ * trusted to be an object without those two keys. */
+int ps__object_split(const char *payload, size_t len, size_t *head_len, const char **sep);
+
+/* The in-memory history of the in-process bus: per channel an epoch, the
+ * top offset and the last `size` stored texts, dropped `ttl_s` after the
+ * last publish. Bounded in total (see history.c); under pressure whole
+ * channels go, least recently written first, as Redis would evict keys. */
+typedef struct ps__hstore ps__hstore;
+
+/* NULL on OOM or when no random seed could be had. */
+ps__hstore *ps__hstore_new(void);
+void ps__hstore_free(ps__hstore *hs);
+/* Gives the message (head/sep from ps__object_split) the channel's next
+ * offset and stores it. On PS_OK res is filled and *text, *text_len give
+ * the stored text, valid until the next call on hs; else PS_ENOMEM. */
+int ps__hstore_append(ps__hstore *hs, const char *channel, const char *head, size_t head_len,
+                      const char *sep, const ps_history_policy *hist, uint64_t now_ms,
+                      ps_publish_result *res, const char **text, size_t *text_len);
+/* Reads channel's history as ps_bus_history describes (creating the epoch
+ * when missing). On PS_OK h->entries is malloc'd (the caller frees it) and
+ * points into hs, valid until the next call on hs; else PS_ENOMEM. */
+int ps__hstore_read(ps__hstore *hs, const char *channel, int64_t since, size_t limit,
+                    const ps_history_policy *hist, uint64_t now_ms, ps_history *h);
 
 #endif

@@ -6,14 +6,27 @@
  * callback arrive later, from the loop) and a subscriber that publishes
  * from on_message cannot recurse.
  *
- * Each idle pass delivers at most BATCH messages, and only those queued
- * before the pass began: what callbacks publish meanwhile waits for the next
+ * The FIFO carries three kinds of operations, done in the order they were
+ * asked for, as Redis does the commands of one link: publishes, history
+ * reads and subscription confirmations. History (history.c) is touched only
+ * while an operation is done, never from inside a ps_bus_* call, so a
+ * message gets its offset when it is delivered and a read sees exactly the
+ * publishes asked for before it; and since callbacks only queue more work,
+ * the texts a callback is handed cannot change under it.
+ *
+ * A subscription takes effect at once (a publish done later reaches it, even
+ * one asked for earlier); its confirmation, on_subscribed, follows from the
+ * FIFO. Subscribing, unsubscribing and subscribing again before the loop
+ * turns confirms once, as the Redis bus does.
+ *
+ * Each idle pass does at most BATCH operations, and only those queued
+ * before the pass began: what callbacks queue meanwhile waits for the next
  * iteration, so a chatty subscriber cannot starve the loop's I/O.
  *
- * Limits: MAX_QUEUED messages and MAX_QUEUED_BYTES payload bytes wait at
- * most; beyond either, publish returns PS_EUNAVAILABLE (the same answer as
- * an overloaded or absent Redis: try later), payloads over
- * PS__DEFAULT_MAX_PAYLOAD get PS_ETOOBIG.
+ * Limits: MAX_QUEUED operations and MAX_QUEUED_BYTES payload bytes wait at
+ * most; beyond either, publish and history return PS_EUNAVAILABLE (the same
+ * answer as an overloaded or absent Redis: try later), payloads over
+ * PS__DEFAULT_MAX_PAYLOAD get PS_ETOOBIG. History is bounded in history.c.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +37,29 @@
 #define MAX_QUEUED_BYTES (64u * 1024u * 1024u)
 #define BATCH 1024
 
+enum op_kind {
+    OP_PUBLISH,
+    OP_HISTORY,
+    OP_SUBSCRIBED,
+};
+
+/* One queued operation. */
 typedef struct msg {
     struct msg *next;
-    ps_publish_cb *cb;
+    enum op_kind kind;
+    union {
+        ps_publish_cb *pub;
+        ps_history_cb *hist;
+    } cb;
     void *udata;
-    int done; /* the publish outcome was counted and reported */
+    int done; /* the outcome was counted and reported */
+    ps_history_policy hist;
+    /* OP_PUBLISH with history: the payload before its closing brace. */
+    size_t head_len;
+    const char *sep;
+    /* OP_HISTORY */
+    int64_t since;
+    size_t limit;
     size_t len;
     const char *payload; /* points behind channel in the same block */
     char channel[];
@@ -38,9 +69,11 @@ typedef struct inproc_bus {
     ps_bus base;
     uv_idle_t idle;
     ps__chanset *channels;
+    ps__chanset *confirming; /* per channel: OP_SUBSCRIBED queued */
+    ps__hstore *history;
     msg *head, *tail;
     size_t count, bytes;
-    msg *current;   /* being delivered: stop() completes it too */
+    msg *current;   /* being done: stop() completes it too */
     int state_told; /* on_state(1) delivered */
     int stopping;
     int closed;          /* the idle handle's close callback ran */
@@ -49,22 +82,21 @@ typedef struct inproc_bus {
 
 /* ------------------------------------------------------------ queue */
 
-static msg *msg_new(const char *channel, const char *payload, size_t len, ps_publish_cb *cb,
+static msg *msg_new(enum op_kind kind, const char *channel, const char *payload, size_t len,
                     void *udata)
 {
     size_t clen = strlen(channel);
-    msg *m = malloc(sizeof(*m) + clen + 1 + len);
+    msg *m = calloc(1, sizeof(*m) + clen + 1 + len);
 
     if (!m)
         return NULL;
-    m->next = NULL;
-    m->cb = cb;
+    m->kind = kind;
     m->udata = udata;
-    m->done = 0;
     m->len = len;
     memcpy(m->channel, channel, clen + 1);
     m->payload = m->channel + clen + 1;
-    memcpy(m->channel + clen + 1, payload, len);
+    if (len)
+        memcpy(m->channel + clen + 1, payload, len);
     return m;
 }
 
@@ -78,6 +110,8 @@ static void push(inproc_bus *b, msg *m)
     b->count++;
     b->bytes += m->len;
 }
+
+static void on_idle(uv_idle_t *h);
 
 static msg *pop(inproc_bus *b)
 {
@@ -93,32 +127,93 @@ static msg *pop(inproc_bus *b)
     return m;
 }
 
-/* Counts and reports a publish outcome, once. */
-static void complete(inproc_bus *b, msg *m, int status)
+static int enqueue(inproc_bus *b, msg *m)
 {
+    push(b, m);
+    uv_idle_start(&b->idle, on_idle);
+    return PS_OK;
+}
+
+/* Counts and reports an outcome, once. res and h only with PS_OK. */
+static void complete(inproc_bus *b, msg *m, int status, const ps_publish_result *res,
+                     const ps_history *h)
+{
+    ps_bus_stats *st = &b->base.stats;
+
     if (m->done)
         return;
     m->done = 1;
-    if (status == PS_OK)
-        b->base.stats.publishes++;
-    else
-        b->base.stats.publish_errors++;
-    if (m->cb)
-        m->cb(m->udata, status);
+    if (m->kind == OP_PUBLISH) {
+        *(status == PS_OK ? &st->publishes : &st->publish_errors) += 1;
+        if (m->cb.pub)
+            m->cb.pub(m->udata, status, res);
+    } else if (m->kind == OP_HISTORY) {
+        *(status == PS_OK ? &st->history_reads : &st->history_errors) += 1;
+        m->cb.hist(m->udata, status, h);
+    }
 }
 
-/* ------------------------------------------------------------ delivery */
+/* ------------------------------------------------------------ doing */
 
-static void deliver(inproc_bus *b, msg *m)
+static void deliver(inproc_bus *b, const char *channel, const char *payload, size_t len)
+{
+    if (!ps__chanset_has(b->channels, channel, strlen(channel)))
+        return;
+    b->base.stats.messages_in++;
+    b->base.cb.on_message(b->base.cb.udata, channel, payload, len);
+}
+
+static void do_publish(inproc_bus *b, msg *m)
+{
+    ps_publish_result res, *resp = NULL;
+    const char *text = m->payload;
+    size_t len = m->len;
+
+    if (ps__history_on(&m->hist)) {
+        if (ps__hstore_append(b->history, m->channel, m->payload, m->head_len, m->sep, &m->hist,
+                              uv_now(b->idle.loop), &res, &text, &len) < 0) {
+            complete(b, m, PS_ENOMEM, NULL, NULL);
+            return;
+        }
+        resp = &res;
+    }
+    deliver(b, m->channel, text, len);
+    /* on_message may have stopped the bus, which then completed m. */
+    complete(b, m, PS_OK, resp, NULL);
+}
+
+static void do_history(inproc_bus *b, msg *m)
+{
+    ps_history h;
+
+    if (ps__hstore_read(b->history, m->channel, m->since, m->limit, &m->hist, uv_now(b->idle.loop),
+                        &h) < 0) {
+        complete(b, m, PS_ENOMEM, NULL, NULL);
+        return;
+    }
+    complete(b, m, PS_OK, NULL, &h);
+    free((void *)h.entries);
+}
+
+/* Only the last confirmation queued for a channel speaks, and only if the
+ * channel is still wanted: an earlier one was overtaken by an unsubscribe. */
+static void do_subscribed(inproc_bus *b, msg *m)
+{
+    if (ps__chanset_adjust(&b->confirming, m->channel, -1) > 0)
+        return;
+    if (ps__chanset_has(b->channels, m->channel, strlen(m->channel)) && b->base.cb.on_subscribed)
+        b->base.cb.on_subscribed(b->base.cb.udata, m->channel);
+}
+
+static void do_op(inproc_bus *b, msg *m)
 {
     b->current = m;
-    if (ps__chanset_has(b->channels, m->channel, strlen(m->channel))) {
-        b->base.stats.messages_in++;
-        b->base.cb.on_message(b->base.cb.udata, m->channel, m->payload, m->len);
-    }
-    /* on_message may have stopped the bus, which then completed m. */
-    if (!b->stopping)
-        complete(b, m, PS_OK);
+    if (m->kind == OP_PUBLISH)
+        do_publish(b, m);
+    else if (m->kind == OP_HISTORY)
+        do_history(b, m);
+    else
+        do_subscribed(b, m);
     b->current = NULL;
     free(m);
 }
@@ -134,22 +229,41 @@ static void on_idle(uv_idle_t *h)
             b->base.cb.on_state(b->base.cb.udata, 1);
     }
     while (n-- > 0 && !b->stopping)
-        deliver(b, pop(b));
+        do_op(b, pop(b));
     if (!b->stopping && b->count == 0)
         uv_idle_stop(&b->idle);
 }
 
 /* ------------------------------------------------------------ ops */
 
+/* Room for one more operation of len payload bytes. */
+static int has_room(const inproc_bus *b, size_t len)
+{
+    return b->count < MAX_QUEUED && len <= MAX_QUEUED_BYTES - b->bytes;
+}
+
+/* The confirmation goes through the queue like any operation, but past the
+ * queue's bound too: it carries no payload, comes only from a subscribe that
+ * changed the wanted set, and a subscription left unconfirmed would wait
+ * forever. */
 static int inproc_subscribe(ps_bus *base, const char *channel)
 {
     inproc_bus *b = (inproc_bus *)base;
+    msg *m;
     int rc;
 
     if (b->stopping)
         return PS_ECLOSED;
     rc = ps__chanset_add(&b->channels, channel);
-    return rc < 0 ? rc : PS_OK;
+    if (rc <= 0)
+        return rc; /* PS_OK when already wanted, or PS_ENOMEM */
+    m = msg_new(OP_SUBSCRIBED, channel, NULL, 0, NULL);
+    if (!m || ps__chanset_adjust(&b->confirming, channel, 1) < 0) {
+        free(m);
+        ps__chanset_remove(&b->channels, channel);
+        return PS_ENOMEM;
+    }
+    return enqueue(b, m);
 }
 
 static int inproc_unsubscribe(ps_bus *base, const char *channel)
@@ -162,23 +276,51 @@ static int inproc_unsubscribe(ps_bus *base, const char *channel)
 }
 
 static int inproc_publish(ps_bus *base, const char *channel, const char *payload, size_t len,
-                          ps_publish_cb *cb, void *udata)
+                          const ps_history_policy *hist, ps_publish_cb *cb, void *udata)
 {
     inproc_bus *b = (inproc_bus *)base;
+    size_t head_len = 0;
+    const char *sep = NULL;
     msg *m;
 
     if (b->stopping)
         return PS_ECLOSED;
     if (len > PS__DEFAULT_MAX_PAYLOAD)
         return PS_ETOOBIG;
-    if (b->count >= MAX_QUEUED || len > MAX_QUEUED_BYTES - b->bytes)
+    if (hist && ps__object_split(payload, len, &head_len, &sep) < 0)
+        return PS_EINVAL;
+    if (!has_room(b, len))
         return PS_EUNAVAILABLE;
-    m = msg_new(channel, payload, len, cb, udata);
+    m = msg_new(OP_PUBLISH, channel, payload, len, udata);
     if (!m)
         return PS_ENOMEM;
-    push(b, m);
-    uv_idle_start(&b->idle, on_idle);
-    return PS_OK;
+    m->cb.pub = cb;
+    if (hist) {
+        m->hist = *hist;
+        m->head_len = head_len;
+        m->sep = sep;
+    }
+    return enqueue(b, m);
+}
+
+static int inproc_history(ps_bus *base, const char *channel, int64_t since, size_t limit,
+                          const ps_history_policy *hist, ps_history_cb *cb, void *udata)
+{
+    inproc_bus *b = (inproc_bus *)base;
+    msg *m;
+
+    if (b->stopping)
+        return PS_ECLOSED;
+    if (!has_room(b, 0))
+        return PS_EUNAVAILABLE;
+    m = msg_new(OP_HISTORY, channel, NULL, 0, udata);
+    if (!m)
+        return PS_ENOMEM;
+    m->cb.hist = cb;
+    m->hist = *hist;
+    m->since = since;
+    m->limit = limit;
+    return enqueue(b, m);
 }
 
 static int inproc_is_up(const ps_bus *base)
@@ -189,6 +331,8 @@ static int inproc_is_up(const ps_bus *base)
 static void free_bus(inproc_bus *b)
 {
     ps__chanset_clear(&b->channels);
+    ps__chanset_clear(&b->confirming);
+    ps__hstore_free(b->history);
     free(b);
 }
 
@@ -211,9 +355,9 @@ static void inproc_stop(ps_bus *base)
     b->stopping = 1;
     uv_close((uv_handle_t *)&b->idle, on_closed);
     if (b->current)
-        complete(b, b->current, PS_ECLOSED);
+        complete(b, b->current, PS_ECLOSED, NULL, NULL);
     while ((m = pop(b)) != NULL) {
-        complete(b, m, PS_ECLOSED);
+        complete(b, m, PS_ECLOSED, NULL, NULL);
         free(m);
     }
 }
@@ -233,6 +377,7 @@ static const ps_bus_ops inproc_ops = {
     .subscribe = inproc_subscribe,
     .unsubscribe = inproc_unsubscribe,
     .publish = inproc_publish,
+    .history = inproc_history,
     .is_up = inproc_is_up,
     .stop = inproc_stop,
     .destroy = inproc_destroy,
@@ -250,7 +395,9 @@ ps_bus *ps_inproc_bus_new(uv_loop_t *loop, const ps_bus_callbacks *cb)
         return NULL;
     b->base.ops = &inproc_ops;
     b->base.cb = *cb;
-    if (uv_idle_init(loop, &b->idle) != 0) {
+    b->history = ps__hstore_new();
+    if (!b->history || uv_idle_init(loop, &b->idle) != 0) {
+        ps__hstore_free(b->history);
         free(b);
         return NULL;
     }

@@ -6,19 +6,37 @@
  * pubsub's own adapter (redis_uv.c):
  *   - sub: SUBSCRIBE/UNSUBSCRIBE and the messages. A subscribed Redis
  *     connection can run nothing else, hence the second link.
- *   - cmd: PUBLISH.
+ *   - cmd: PUBLISH, and the history scripts (redis_scripts.c) with EVALSHA.
  * Each link goes WAITING (a timer: zero at start, then the backoff) ->
- * CONNECTING (TCP, then AUTH/SELECT/PING answered) -> [sub only: SYNCING,
- * every wanted channel subscribed again and confirmed] -> READY. The bus is
- * up while both links are READY; on_state reports each change. A link that
- * drops or fails goes back to WAITING with capped exponential backoff and
- * full jitter, forever; stop() moves both to CLOSED.
+ * CONNECTING (TCP, then AUTH/SELECT/[cmd only: SCRIPT LOAD]/PING answered)
+ * -> [sub only: SYNCING, every wanted channel subscribed again and
+ * confirmed] -> READY. The bus is up while both links are READY; on_state
+ * reports each change. A link that drops or fails goes back to WAITING with
+ * capped exponential backoff and full jitter, forever; stop() moves both to
+ * CLOSED.
  *
  * The bus keeps the set of channels the gateway wants (the desired set), not
  * hiredis: after any reconnect the sub link subscribes that set again, a
  * subscribe while the link is down is only remembered, an unsubscribe while
  * down only forgotten. Messages on a channel no longer in the set (sent
  * before Redis processed our UNSUBSCRIBE) are dropped here.
+ *
+ * on_subscribed tells the gateway that a channel's messages now all reach
+ * it, which is when its history read may start (a read that Redis runs after
+ * the SUBSCRIBE, plus what arrives live, misses nothing). So it speaks only
+ * for the confirmation of the last SUBSCRIBE/UNSUBSCRIBE sent for a channel
+ * on the current sub context (counted in `inflight`: an earlier confirmation
+ * is about to be undone by an UNSUBSCRIBE already on its way), and only
+ * while the cmd link is READY, so that the read it starts is accepted: a
+ * confirmation that arrives with cmd down waits in `unreported` until cmd
+ * is READY again, and is forgotten if the sub context goes first.
+ *
+ * Scripts: SCRIPT LOAD runs in the cmd handshake, which keeps the SHA1s (the
+ * scripts' text never changes, so neither do they). A script command that
+ * meets NOSCRIPT (SCRIPT FLUSH, a Redis restarted between handshake and
+ * command, a failover) loads the script again and is resent once, the same
+ * request riding on the new command so that the bookkeeping never sees it
+ * twice.
  *
  * hiredis 0.14.1 facts this file is built on (shared/platform-notes.md):
  *   - a failed connect calls only the connect callback, and the context is
@@ -41,10 +59,13 @@
  *     subscribe/unsubscribe of one channel straight with a pending counter
  *     (checked against redis-server in tests/unit/test_redis_bus.c).
  *
- * Bounds: at most MAX_OUTSTANDING publishes, MAX_OUTSTANDING_BYTES of
- * payload, await their reply (beyond either: PS_EUNAVAILABLE at once); this
- * also bounds hiredis's output buffer, which holds nothing else of size.
- * Each payload is at most max_payload bytes (PS_ETOOBIG).
+ * Bounds: at most MAX_OUTSTANDING publishes and history reads together,
+ * MAX_OUTSTANDING_BYTES of payload, await their reply (beyond either:
+ * PS_EUNAVAILABLE at once); this also bounds hiredis's output buffer, which
+ * holds nothing else of size, and the copies script commands keep for their
+ * one resend. Each payload is at most max_payload bytes (PS_ETOOBIG). The
+ * size of a history reply is bounded by the caller's policy (size x
+ * payload), not here.
  *
  * Liveness: TCP keepalive (hiredis's, 15 s) catches dead peers and cut
  * networks on both links. A Redis that stays connected but stops answering
@@ -67,6 +88,7 @@
 #include <hiredis/hiredis.h>
 
 #include "bus_internal.h"
+#include "redis_scripts.h"
 #include "redis_uv.h"
 
 #define MAX_OUTSTANDING 100000
@@ -100,17 +122,30 @@ typedef struct rlink {
     uv_timer_t timer;  /* backoff delay, connect timeout, or cmd heartbeat */
 } rlink;
 
-/* One PUBLISH awaiting its reply. hiredis holds it as privdata and hands it
- * back exactly once (with the reply, or NULL when the context dies); the
- * bus lists it so that stop() can complete it first. */
-typedef struct pub_req {
-    struct pub_req *prev, *next;
+/* One command awaiting its reply on the cmd link: a PUBLISH, a publish
+ * script or a history script. hiredis holds it as privdata and hands it back
+ * exactly once per command sent (with the reply, or NULL when the context
+ * dies); the bus lists it so that stop() can complete it first. */
+typedef struct req {
+    struct req *prev, *next;
     redis_bus *bus;
-    ps_publish_cb *cb;
+    int script; /* enum ps__script, or -1: a plain PUBLISH */
+    ps_publish_cb *pub_cb;
+    ps_history_cb *hist_cb; /* set: a history read */
     void *udata;
     size_t len; /* payload bytes, for the byte bound */
+    char *cmd;  /* scripts: the EVALSHA as sent, for the resend */
+    size_t cmd_len;
+    int resent; /* after NOSCRIPT, once */
     int done;   /* outcome reported; now only waiting for hiredis to let go */
-} pub_req;
+} req;
+
+/* A script the cmd link loads; its SHA1 as Redis reported it. */
+typedef struct script_slot {
+    redis_bus *bus;
+    enum ps__script which;
+    char sha[41];
+} script_slot;
 
 struct redis_bus {
     ps_bus base;
@@ -122,14 +157,18 @@ struct redis_bus {
     uint32_t connect_timeout_ms, backoff_min_ms, backoff_max_ms;
     size_t max_payload;
     rlink sub, cmd;
-    ps__chanset *channels; /* the desired set */
-    pub_req *pending;
+    ps__chanset *channels;   /* the desired set */
+    ps__chanset *inflight;   /* sub context: SUBSCRIBE/UNSUBSCRIBE unconfirmed, per channel */
+    ps__chanset *unreported; /* confirmed while cmd was not READY */
+    script_slot scripts[PS__SCRIPTS];
+    req *pending;
     size_t npending, pending_bytes;
     int up, ever_up;
     int stopping;
     int handles_open;    /* the two link timers until their close callbacks */
     int destroy_pending; /* destroy came before those */
     uint64_t rng;
+    ps__rng epochs;
     char errstr[256];
 };
 
@@ -195,6 +234,8 @@ static void update_state(redis_bus *b)
 
 static void on_link_timer(uv_timer_t *t);
 
+static void report_unreported(redis_bus *b);
+
 static void link_ready(rlink *l)
 {
     uint32_t every = l->bus->connect_timeout_ms;
@@ -207,6 +248,8 @@ static void link_ready(rlink *l)
     else
         uv_timer_start(&l->timer, on_link_timer, every, every);
     update_state(l->bus);
+    if (!l->is_sub)
+        report_unreported(l->bus);
 }
 
 /* Schedules the next connect of a link that has no context. */
@@ -224,6 +267,17 @@ static void link_retry(rlink *l)
     uv_timer_start(&l->timer, on_link_timer, delay, 0);
 }
 
+/* The link no longer has a context. What the sub link counted about its
+ * context's subscriptions goes with it. */
+static void link_detach(rlink *l)
+{
+    l->ac = NULL;
+    if (l->is_sub) {
+        ps__chanset_clear(&l->bus->inflight);
+        ps__chanset_clear(&l->bus->unreported);
+    }
+}
+
 /* hiredis is freeing ac (a callback saw it die): let go of it, and only
  * then tell anyone, so that nothing called from here can touch it. */
 static void link_lost(rlink *l, const redisAsyncContext *ac)
@@ -234,7 +288,7 @@ static void link_lost(rlink *l, const redisAsyncContext *ac)
         set_error(l, "%s", ac->c.errstr);
     else
         set_error(l, "connection closed");
-    l->ac = NULL;
+    link_detach(l);
     link_retry(l);
     update_state(l->bus);
 }
@@ -246,7 +300,7 @@ static void link_fail(rlink *l)
 {
     redisAsyncContext *ac = l->ac;
 
-    l->ac = NULL;
+    link_detach(l);
     link_retry(l);
     update_state(l->bus);
     /* Runs the context's pending callbacks with NULL (at once, or when the
@@ -290,24 +344,65 @@ static void sync_progress(rlink *l)
         uv_timer_start(&l->timer, on_link_timer, l->bus->connect_timeout_ms, 0);
 }
 
+/* Our channel name in a Redis channel name (<prefix><channel>), or NULL.
+ * hiredis NUL-terminates string replies: the name is a C string. */
+static const char *unprefixed(const redis_bus *b, const redisReply *ch)
+{
+    if (ch->type != REDIS_REPLY_STRING || (size_t)ch->len <= b->prefix_len ||
+        memcmp(ch->str, b->prefix, b->prefix_len) != 0)
+        return NULL;
+    return ch->str + b->prefix_len;
+}
+
+static int wanted(const redis_bus *b, const char *name)
+{
+    return ps__chanset_has(b->channels, name, strlen(name));
+}
+
 static void deliver(rlink *l, const redisReply *r)
 {
     redis_bus *b = l->bus;
-    const redisReply *ch = r->element[1], *payload = r->element[2];
-    const char *name;
-    size_t len;
+    const redisReply *payload = r->element[2];
+    const char *name = unprefixed(b, r->element[1]);
 
-    if (ch->type != REDIS_REPLY_STRING || payload->type != REDIS_REPLY_STRING)
-        return;
-    if ((size_t)ch->len <= b->prefix_len || memcmp(ch->str, b->prefix, b->prefix_len) != 0)
-        return;
-    /* hiredis NUL-terminates string replies: name is a C string. */
-    name = ch->str + b->prefix_len;
-    len = (size_t)ch->len - b->prefix_len;
-    if (!ps__chanset_has(b->channels, name, len))
+    if (!name || payload->type != REDIS_REPLY_STRING || !wanted(b, name))
         return;
     b->base.stats.messages_in++;
     b->base.cb.on_message(b->base.cb.udata, name, payload->str, (size_t)payload->len);
+}
+
+/* Tells on_subscribed, or keeps the news until the cmd link is READY. Should
+ * remembering fail (OOM), telling at once is the lesser harm: the read the
+ * gateway starts fails with PS_EUNAVAILABLE, which it handles anyway. */
+static void report_subscribed(redis_bus *b, const char *name)
+{
+    if (!b->base.cb.on_subscribed)
+        return;
+    if (b->cmd.state != LINK_READY && ps__chanset_add(&b->unreported, name) >= 0)
+        return;
+    b->base.cb.on_subscribed(b->base.cb.udata, name);
+}
+
+static void report_unreported(redis_bus *b)
+{
+    char name[PS__CHANNEL_MAX + 1];
+
+    while (!b->stopping && b->cmd.state == LINK_READY && ps__chanset_pop(&b->unreported, name))
+        if (wanted(b, name))
+            b->base.cb.on_subscribed(b->base.cb.udata, name);
+}
+
+/* A SUBSCRIBE (subscribed = 1) or UNSUBSCRIBE was confirmed. */
+static void confirmed(rlink *l, const redisReply *r, int subscribed)
+{
+    redis_bus *b = l->bus;
+    const char *name = unprefixed(b, r->element[1]);
+    int last = name && ps__chanset_adjust(&b->inflight, name, -1) == 0;
+
+    if (subscribed && last && wanted(b, name))
+        report_subscribed(b, name);
+    if (subscribed && !b->stopping && l->state == LINK_SYNCING)
+        sync_progress(l);
 }
 
 /* The one reply callback of the sub link: subscribe and unsubscribe
@@ -330,20 +425,27 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
     kind = r->element[0]->str;
     if (strcasecmp(kind, "message") == 0)
         deliver(l, r);
-    else if (strcasecmp(kind, "subscribe") == 0 && l->state == LINK_SYNCING)
-        sync_progress(l);
+    else if (strcasecmp(kind, "subscribe") == 0)
+        confirmed(l, r, 1);
+    else if (strcasecmp(kind, "unsubscribe") == 0)
+        confirmed(l, r, 0);
 }
 
 /* SUBSCRIBE or UNSUBSCRIBE <prefix><channel> on the sub link. hiredis
  * refuses UNSUBSCRIBE when it believes nothing is subscribed; then nothing
- * is, and -1 is only informative. */
+ * is, and -1 is only informative. A command sent awaits its confirmation in
+ * `inflight` (were counting to fail on OOM, a confirmation would speak
+ * early, no worse than without the count). */
 static int send_sub(rlink *l, const char *verb, const char *channel)
 {
     redis_bus *b = l->bus;
     int rc = redisAsyncCommand(l->ac, on_sub_reply, l, "%s %b%b", verb, b->prefix, b->prefix_len,
                                channel, strlen(channel));
 
-    return rc == REDIS_OK ? 0 : -1;
+    if (rc != REDIS_OK)
+        return -1;
+    ps__chanset_adjust(&b->inflight, channel, 1);
+    return 0;
 }
 
 /* Commands can go out on the sub link (after the handshake). */
@@ -354,11 +456,8 @@ static int sub_live(const rlink *l)
 
 /* ------------------------------------------------------------ handshake */
 
-static void on_handshake_reply(redisAsyncContext *ac, void *reply, void *priv)
+static void handshake_step(rlink *l, redisAsyncContext *ac, const redisReply *r)
 {
-    rlink *l = priv;
-    const redisReply *r = reply;
-
     if (ac != l->ac || l->bus->stopping)
         return;
     if (!r) {
@@ -378,6 +477,48 @@ static void on_handshake_reply(redisAsyncContext *ac, void *reply, void *priv)
         link_ready(l);
 }
 
+static void on_handshake_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    handshake_step(priv, ac, reply);
+}
+
+/* SCRIPT LOAD answers with the SHA1 that EVALSHA then names. */
+static void on_script_loaded(redisAsyncContext *ac, void *reply, void *priv)
+{
+    script_slot *s = priv;
+    rlink *l = &s->bus->cmd;
+    const redisReply *r = reply;
+
+    if (r && ac == l->ac && r->type == REDIS_REPLY_STRING && r->len == 40)
+        memcpy(s->sha, r->str, 41);
+    handshake_step(l, ac, r);
+}
+
+static int send_script_load(rlink *l, script_slot *s, redisCallbackFn *fn)
+{
+    const char *text = ps__script_text(s->which);
+
+    if (redisAsyncCommand(l->ac, fn, s, "SCRIPT LOAD %b", text, strlen(text)) != REDIS_OK)
+        return -1;
+    return 0;
+}
+
+/* The reload after NOSCRIPT: only the SHA1 matters here; the resent
+ * command reports any failure. */
+static void on_script_reloaded(redisAsyncContext *ac, void *reply, void *priv)
+{
+    script_slot *s = priv;
+    rlink *l = &s->bus->cmd;
+    const redisReply *r = reply;
+
+    if (ac != l->ac || s->bus->stopping)
+        return;
+    if (!r)
+        link_lost(l, ac);
+    else if (r->type == REDIS_REPLY_STRING && r->len == 40)
+        memcpy(s->sha, r->str, 41);
+}
+
 static int send_handshake_cmd(rlink *l, int argc, const char **argv)
 {
     size_t lens[3];
@@ -391,15 +532,18 @@ static int send_handshake_cmd(rlink *l, int argc, const char **argv)
     return 0;
 }
 
-/* AUTH and SELECT when configured, then PING: its reply says the link
- * works. Sent at once, since hiredis reports the connect only after a first
- * write. SELECT only on cmd: pub/sub ignores the db. */
+/* AUTH and SELECT when configured, the scripts on cmd, then PING: its
+ * reply says the link works. Sent at once, since hiredis reports the
+ * connect only after a first write. SELECT only on cmd: pub/sub ignores the
+ * db. A Redis that refuses SCRIPT LOAD (an ACL without scripting) keeps the
+ * bus down with that reply as the error: better than failing later, one
+ * publish at a time. */
 static int send_handshake(rlink *l)
 {
     const ps_redis_url *u = &l->bus->url;
     char db[16];
     const char *argv[3];
-    int rc = 0;
+    int rc = 0, i;
 
     l->handshake_left = 0;
     if (u->password[0] && u->username[0]) {
@@ -413,6 +557,12 @@ static int send_handshake(rlink *l)
         snprintf(db, sizeof(db), "%d", u->db);
         argv[0] = "SELECT", argv[1] = db;
         rc |= send_handshake_cmd(l, 2, argv);
+    }
+    for (i = 0; i < PS__SCRIPTS && !l->is_sub; i++) {
+        if (send_script_load(l, &l->bus->scripts[i], on_script_loaded) == 0)
+            l->handshake_left++;
+        else
+            rc = -1;
     }
     argv[0] = "PING";
     rc |= send_handshake_cmd(l, 1, argv);
@@ -512,83 +662,226 @@ static void on_link_timer(uv_timer_t *t)
     }
 }
 
-/* ------------------------------------------------------------ publishing */
+/* ------------------------------------------------------------ commands */
 
-static void complete(pub_req *req, int status)
+static void req_free(req *q)
 {
-    redis_bus *b = req->bus;
-
-    if (req->done)
-        return;
-    req->done = 1;
-    if (req->prev)
-        req->prev->next = req->next;
-    else
-        b->pending = req->next;
-    if (req->next)
-        req->next->prev = req->prev;
-    b->npending--;
-    b->pending_bytes -= req->len;
-    if (status == PS_OK)
-        b->base.stats.publishes++;
-    else
-        b->base.stats.publish_errors++;
-    if (req->cb)
-        req->cb(req->udata, status);
+    if (q->cmd)
+        redisFreeCommand(q->cmd);
+    free(q);
 }
 
-static void on_publish_reply(redisAsyncContext *ac, void *reply, void *priv)
+/* Counts and reports an outcome, once. res and h only with PS_OK. */
+static void complete(req *q, int status, const ps_publish_result *res, const ps_history *h)
 {
-    pub_req *req = priv;
-    redis_bus *b = req->bus;
+    redis_bus *b = q->bus;
+    ps_bus_stats *st = &b->base.stats;
+
+    if (q->done)
+        return;
+    q->done = 1;
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        b->pending = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    b->npending--;
+    b->pending_bytes -= q->len;
+    if (q->hist_cb) {
+        *(status == PS_OK ? &st->history_reads : &st->history_errors) += 1;
+        q->hist_cb(q->udata, status, h);
+    } else {
+        *(status == PS_OK ? &st->publishes : &st->publish_errors) += 1;
+        if (q->pub_cb)
+            q->pub_cb(q->udata, status, res);
+    }
+}
+
+/* A reply that is not an error: what it means depends on the command. A
+ * script reply of the wrong shape means someone else wrote our keys. */
+static void complete_with(req *q, const redisReply *r)
+{
+    ps_publish_result res;
+    ps_history h;
+    int rc = PS_OK;
+
+    if (q->hist_cb)
+        rc = ps__script_history_reply(r, &h);
+    else if (q->script >= 0)
+        rc = ps__script_publish_reply(r, &res);
+    if (rc == PS_EINVAL)
+        set_error(&q->bus->cmd, "EVALSHA: unexpected reply");
+    if (rc != PS_OK)
+        complete(q, rc, NULL, NULL);
+    else if (q->hist_cb)
+        complete(q, PS_OK, NULL, &h);
+    else
+        complete(q, PS_OK, q->script >= 0 ? &res : NULL, NULL);
+    if (rc == PS_OK && q->hist_cb)
+        free((void *)h.entries);
+}
+
+static void on_req_reply(redisAsyncContext *ac, void *reply, void *priv);
+
+/* The script is gone from Redis: load it again and resend the command,
+ * both queued now so that Redis runs them in this order. Returns 1 when q
+ * now rides on the resent command. */
+static int resend(req *q, redisAsyncContext *ac)
+{
+    redis_bus *b = q->bus;
+
+    if (q->resent || q->done || q->script < 0 || ac != b->cmd.ac || b->stopping)
+        return 0;
+    q->resent = 1;
+    if (send_script_load(&b->cmd, &b->scripts[q->script], on_script_reloaded) < 0)
+        return 0;
+    return redisAsyncFormattedCommand(ac, on_req_reply, q, q->cmd, q->cmd_len) == REDIS_OK;
+}
+
+static void on_req_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    req *q = priv;
+    redis_bus *b = q->bus;
     const redisReply *r = reply;
-    int status = PS_OK;
 
     if (!r) {
-        /* The link died with this publish in flight: say so first. */
+        /* The link died with this command in flight: say so first. */
         link_lost(&b->cmd, ac);
-        status = b->stopping ? PS_ECLOSED : PS_EUNAVAILABLE;
+        complete(q, b->stopping ? PS_ECLOSED : PS_EUNAVAILABLE, NULL, NULL);
+    } else if (ps__is_noscript(r) && resend(q, ac)) {
+        return;
     } else if (r->type == REDIS_REPLY_ERROR) {
-        set_error(&b->cmd, "PUBLISH: %s", r->str);
-        status = PS_EUNAVAILABLE;
+        set_error(&b->cmd, "%s: %s", q->script < 0 ? "PUBLISH" : "EVALSHA", r->str);
+        complete(q, ps__refusal_status(r->str), NULL, NULL);
+    } else {
+        complete_with(q, r);
     }
-    complete(req, status);
-    free(req);
+    req_free(q);
+}
+
+/* Room for one more command carrying len payload bytes. */
+static int has_room(const redis_bus *b, size_t len)
+{
+    return b->npending < MAX_OUTSTANDING && len <= MAX_OUTSTANDING_BYTES - b->pending_bytes;
+}
+
+/* Sends q (its formatted script command, or PUBLISH of payload) and lists
+ * it. hiredis copies the command into its output buffer here. */
+static int send_req(redis_bus *b, req *q, const char *channel, const char *payload)
+{
+    int rc;
+
+    if (q->cmd)
+        rc = redisAsyncFormattedCommand(b->cmd.ac, on_req_reply, q, q->cmd, q->cmd_len);
+    else
+        rc = redisAsyncCommand(b->cmd.ac, on_req_reply, q, "PUBLISH %b%b %b", b->prefix,
+                               b->prefix_len, channel, strlen(channel), payload, q->len);
+    if (rc != REDIS_OK) {
+        req_free(q);
+        return PS_EUNAVAILABLE;
+    }
+    q->next = b->pending;
+    if (b->pending)
+        b->pending->prev = q;
+    b->pending = q;
+    b->npending++;
+    b->pending_bytes += q->len;
+    return PS_OK;
+}
+
+static req *req_new(redis_bus *b, int script, void *udata)
+{
+    req *q = calloc(1, sizeof(*q));
+
+    if (!q)
+        return NULL;
+    q->bus = b;
+    q->script = script;
+    q->udata = udata;
+    return q;
+}
+
+static ps__script_target target_of(const redis_bus *b, enum ps__script which, const char *channel)
+{
+    ps__script_target t = {b->prefix, b->prefix_len, channel, b->scripts[which].sha};
+
+    return t;
+}
+
+/* Formats the publish script's command into q. */
+static int format_publish(redis_bus *b, req *q, const char *channel, const char *payload,
+                          const ps_history_policy *hist, size_t head_len, const char *sep)
+{
+    ps__script_target t = target_of(b, PS__SCRIPT_PUBLISH, channel);
+    char epoch[PS__EPOCH_LEN + 1];
+    long n;
+
+    ps__epoch_new(&b->epochs, epoch);
+    n = ps__script_publish_cmd(&q->cmd, &t, payload, head_len, sep, hist, epoch);
+    if (n < 0)
+        return PS_ENOMEM;
+    q->cmd_len = (size_t)n;
+    return PS_OK;
 }
 
 static int redis_publish(ps_bus *base, const char *channel, const char *payload, size_t len,
-                         ps_publish_cb *cb, void *udata)
+                         const ps_history_policy *hist, ps_publish_cb *cb, void *udata)
 {
     redis_bus *b = (redis_bus *)base;
-    pub_req *req;
+    size_t head_len = 0;
+    const char *sep = NULL;
+    req *q;
+    int rc;
 
     if (b->stopping)
         return PS_ECLOSED;
     if (len > b->max_payload)
         return PS_ETOOBIG;
-    if (!b->up || !b->cmd.ac || b->npending >= MAX_OUTSTANDING ||
-        len > MAX_OUTSTANDING_BYTES - b->pending_bytes)
+    if (hist && ps__object_split(payload, len, &head_len, &sep) < 0)
+        return PS_EINVAL;
+    if (!b->up || !b->cmd.ac || !has_room(b, len))
         return PS_EUNAVAILABLE;
-    req = calloc(1, sizeof(*req));
-    if (!req)
+    q = req_new(b, hist ? PS__SCRIPT_PUBLISH : -1, udata);
+    if (!q)
         return PS_ENOMEM;
-    req->bus = b;
-    req->cb = cb;
-    req->udata = udata;
-    req->len = len;
-    /* hiredis copies the payload into its output buffer here. */
-    if (redisAsyncCommand(b->cmd.ac, on_publish_reply, req, "PUBLISH %b%b %b", b->prefix,
-                          b->prefix_len, channel, strlen(channel), payload, len) != REDIS_OK) {
-        free(req);
-        return PS_EUNAVAILABLE;
+    q->pub_cb = cb;
+    q->len = len;
+    rc = hist ? format_publish(b, q, channel, payload, hist, head_len, sep) : PS_OK;
+    if (rc != PS_OK) {
+        req_free(q);
+        return rc;
     }
-    req->next = b->pending;
-    if (b->pending)
-        b->pending->prev = req;
-    b->pending = req;
-    b->npending++;
-    b->pending_bytes += len;
-    return PS_OK;
+    return send_req(b, q, channel, payload);
+}
+
+/* Reads need only the cmd link: they work while the sub link resubscribes,
+ * which is when on_subscribed asks for them. */
+static int redis_history(ps_bus *base, const char *channel, int64_t since, size_t limit,
+                         const ps_history_policy *hist, ps_history_cb *cb, void *udata)
+{
+    redis_bus *b = (redis_bus *)base;
+    ps__script_target t = target_of(b, PS__SCRIPT_HISTORY, channel);
+    char epoch[PS__EPOCH_LEN + 1];
+    long n;
+    req *q;
+
+    if (b->stopping)
+        return PS_ECLOSED;
+    if (b->cmd.state != LINK_READY || !b->cmd.ac || !has_room(b, 0))
+        return PS_EUNAVAILABLE;
+    q = req_new(b, PS__SCRIPT_HISTORY, udata);
+    if (!q)
+        return PS_ENOMEM;
+    q->hist_cb = cb;
+    ps__epoch_new(&b->epochs, epoch);
+    n = ps__script_history_cmd(&q->cmd, &t, since, limit, hist, epoch);
+    if (n < 0) {
+        req_free(q);
+        return PS_ENOMEM;
+    }
+    q->cmd_len = (size_t)n;
+    return send_req(b, q, channel, NULL);
 }
 
 /* ------------------------------------------------------------ subscriptions */
@@ -604,9 +897,11 @@ static int redis_subscribe(ps_bus *base, const char *channel)
     if (rc <= 0)
         return rc; /* PS_OK when already wanted, or PS_ENOMEM */
     /* Otherwise the next sync subscribes it. A failed send means the
-     * context is going away: the next sync covers that too. */
-    if (sub_live(&b->sub))
-        send_sub(&b->sub, "SUBSCRIBE", channel);
+     * context is going away: the next sync covers that too. During a sync
+     * the bus is up only once this one is confirmed as well. */
+    if (sub_live(&b->sub) && send_sub(&b->sub, "SUBSCRIBE", channel) == 0 &&
+        b->sub.state == LINK_SYNCING)
+        b->sub.resub_left++;
     return PS_OK;
 }
 
@@ -618,6 +913,7 @@ static int redis_unsubscribe(ps_bus *base, const char *channel)
         return PS_ECLOSED;
     if (!ps__chanset_remove(&b->channels, channel))
         return PS_ENOENT;
+    ps__chanset_remove(&b->unreported, channel);
     if (sub_live(&b->sub))
         send_sub(&b->sub, "UNSUBSCRIBE", channel);
     return PS_OK;
@@ -638,6 +934,8 @@ static const char *redis_last_error(const ps_bus *base)
 static void free_bus(redis_bus *b)
 {
     ps__chanset_clear(&b->channels);
+    ps__chanset_clear(&b->inflight);
+    ps__chanset_clear(&b->unreported);
     free(b);
 }
 
@@ -668,10 +966,10 @@ static void redis_stop(ps_bus *base)
         return;
     b->stopping = 1;
     b->up = 0;
-    /* Publish callbacks first, while nothing is torn down: they may call
-     * into the bus (which now answers PS_ECLOSED). */
+    /* Publish and history callbacks first, while nothing is torn down:
+     * they may call into the bus (which now answers PS_ECLOSED). */
     while (b->pending)
-        complete(b->pending, PS_ECLOSED);
+        complete(b->pending, PS_ECLOSED, NULL, NULL);
     close_link(&b->sub);
     close_link(&b->cmd);
 }
@@ -691,6 +989,7 @@ static const ps_bus_ops redis_ops = {
     .subscribe = redis_subscribe,
     .unsubscribe = redis_unsubscribe,
     .publish = redis_publish,
+    .history = redis_history,
     .is_up = redis_is_up,
     .stop = redis_stop,
     .destroy = redis_destroy,
@@ -769,6 +1068,7 @@ static void link_init(redis_bus *b, rlink *l, const char *name, int is_sub)
 ps_bus *ps_redis_bus_new(uv_loop_t *loop, const ps_redis_opts *opts, const ps_bus_callbacks *cb)
 {
     redis_bus *b;
+    int i;
 
     if (!loop || !opts || !cb || !cb->on_message)
         return NULL;
@@ -778,9 +1078,13 @@ ps_bus *ps_redis_bus_new(uv_loop_t *loop, const ps_redis_opts *opts, const ps_bu
     b->base.ops = &redis_ops;
     b->base.cb = *cb;
     b->loop = loop;
-    if (take_options(b, opts) < 0)
+    if (take_options(b, opts) < 0 || ps__rng_seed(&b->epochs) < 0)
         goto err;
     b->rng = (uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)b) | 1;
+    for (i = 0; i < PS__SCRIPTS; i++) {
+        b->scripts[i].bus = b;
+        b->scripts[i].which = (enum ps__script)i;
+    }
     link_init(b, &b->sub, "sub", 1);
     link_init(b, &b->cmd, "cmd", 0);
     return &b->base;

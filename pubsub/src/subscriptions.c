@@ -14,6 +14,11 @@
  * walks only its own channels. One hash table per channel or per subscriber
  * would cost a bucket array each (over 500 bytes); a list link costs 16.
  *
+ * Each membership and each channel carries one pointer for the caller (the
+ * gateway's per-subscription and per-channel state), so that it needs no
+ * second table keyed the same way. The table never frees those: every
+ * removal reports them (ps_subs_removal) for the caller to free.
+ *
  * uthash runs in non-fatal OOM mode: an add that cannot grow a table
  * reports PS_ENOMEM instead of exiting the process.
  */
@@ -31,6 +36,7 @@ typedef struct channel {
     UT_hash_handle hh; /* in ps_subs.channels, by name */
     member *head;      /* its memberships */
     size_t n;
+    void *data; /* the caller's: ps_subs_channel_data */
     size_t len;
     char name[];
 } channel;
@@ -52,6 +58,7 @@ struct member {
     struct member_key key;
     member *ch_prev, *ch_next; /* on key.ch's list */
     member *sr_prev, *sr_next; /* on key.sr's list */
+    void *data;                /* the caller's: ps_subs_link_data */
 };
 
 struct ps_subs {
@@ -237,8 +244,26 @@ static void unlink_from_subscriber(member *m)
     sr->n--;
 }
 
-int ps_subs_remove(ps_subs *s, const char *channel_name, void *ptr)
+/* Takes m out of the members table and its channel's list, frees it, and
+ * says what went. The channel record leaves the table when it is empty;
+ * freeing it is the caller's, after the report was used. */
+static void drop_member(ps_subs *s, member *m, ps_subs_removal *r)
 {
+    channel *ch = m->key.ch;
+
+    HASH_DEL(s->members, m);
+    unlink_from_channel(m);
+    r->link_data = m->data;
+    free(m);
+    r->channel_empty = ch->head == NULL;
+    r->channel_data = r->channel_empty ? ch->data : NULL;
+    if (r->channel_empty)
+        HASH_DEL(s->channels, ch);
+}
+
+int ps_subs_remove(ps_subs *s, const char *channel_name, void *ptr, ps_subs_removal *out)
+{
+    ps_subs_removal r;
     channel *ch;
     subscriber *sr;
     member *m;
@@ -250,22 +275,21 @@ int ps_subs_remove(ps_subs *s, const char *channel_name, void *ptr)
     m = ch && sr ? find_member(s, ch, sr) : NULL;
     if (!m)
         return PS_ENOENT;
-    HASH_DEL(s->members, m);
-    unlink_from_channel(m);
     unlink_from_subscriber(m);
-    free(m);
+    drop_member(s, m, &r);
     if (!sr->head) {
         HASH_DEL(s->subscribers, sr);
         free(sr);
     }
-    if (ch->head)
-        return 0;
-    HASH_DEL(s->channels, ch);
-    free(ch);
-    return 1;
+    if (r.channel_empty)
+        free(ch);
+    r.channel = channel_name;
+    if (out)
+        *out = r;
+    return r.channel_empty;
 }
 
-void ps_subs_remove_all(ps_subs *s, void *ptr, ps_subs_empty_cb *cb, void *arg)
+void ps_subs_remove_all(ps_subs *s, void *ptr, ps_subs_removed_cb *cb, void *arg)
 {
     subscriber *sr;
     member *m;
@@ -277,16 +301,14 @@ void ps_subs_remove_all(ps_subs *s, void *ptr, ps_subs_empty_cb *cb, void *arg)
     HASH_DEL(s->subscribers, sr);
     while ((m = sr->head) != NULL) {
         channel *ch = m->key.ch;
+        ps_subs_removal r;
         sr->head = m->sr_next;
-        HASH_DEL(s->members, m);
-        unlink_from_channel(m);
-        free(m);
-        if (ch->head)
-            continue;
-        HASH_DEL(s->channels, ch);
+        drop_member(s, m, &r);
+        r.channel = ch->name;
         if (cb)
-            cb(arg, ch->name);
-        free(ch);
+            cb(arg, &r);
+        if (r.channel_empty)
+            free(ch);
     }
     free(sr);
 }
@@ -350,14 +372,37 @@ size_t ps_subs_channels(const ps_subs *s)
     return s ? HASH_COUNT(s->channels) : 0;
 }
 
+void **ps_subs_link_data(ps_subs *s, const char *channel_name, const void *ptr)
+{
+    channel *ch;
+    subscriber *sr;
+    member *m;
+
+    if (!s || !channel_name || !ptr)
+        return NULL;
+    ch = find_channel(s, channel_name);
+    sr = find_subscriber(s, ptr);
+    m = ch && sr ? find_member(s, ch, sr) : NULL;
+    return m ? &m->data : NULL;
+}
+
+void **ps_subs_channel_data(ps_subs *s, const char *channel_name)
+{
+    channel *ch = s && channel_name ? find_channel(s, channel_name) : NULL;
+
+    return ch ? &ch->data : NULL;
+}
+
+/* The table is const to fn's caller, not to fn: the slots it is handed are
+ * the caller's own data. */
 size_t ps_subs_foreach(const ps_subs *s, const char *channel_name, ps_subs_each_cb *fn, void *arg)
 {
     channel *ch = s && channel_name ? find_channel(s, channel_name) : NULL;
-    const member *m;
+    member *m;
     size_t n = 0;
 
     for (m = ch ? ch->head : NULL; m; m = m->ch_next, n++)
-        fn(arg, m->key.sr->ptr);
+        fn(arg, m->key.sr->ptr, &m->data);
     return n;
 }
 

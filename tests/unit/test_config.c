@@ -80,14 +80,14 @@ static void test_public_keys(void **state)
     clear_env();
     setenv("WSGW_JWT_PUBLIC_KEY", "k1=/a.pem,/b.pem", 1);
     assert_int_equal(load(&c, 1, argv), 0);
-    assert_int_equal(c.n_public_keys, 2);
-    assert_string_equal(c.jwt_public_keys[0], "k1=/a.pem");
-    assert_string_equal(c.jwt_public_keys[1], "/b.pem");
+    assert_int_equal(c.jwt_public_keys.n, 2);
+    assert_string_equal(c.jwt_public_keys.items[0], "k1=/a.pem");
+    assert_string_equal(c.jwt_public_keys.items[1], "/b.pem");
     gw_config_free(&c);
     /* Flags replace the environment's list rather than extend it. */
     assert_int_equal(load(&c, 3, argv), 0);
-    assert_int_equal(c.n_public_keys, 1);
-    assert_string_equal(c.jwt_public_keys[0], "k3=/c.pem");
+    assert_int_equal(c.jwt_public_keys.n, 1);
+    assert_string_equal(c.jwt_public_keys.items[0], "k3=/c.pem");
     gw_config_free(&c);
     clear_env();
 }

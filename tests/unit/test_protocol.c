@@ -220,6 +220,16 @@ static void test_replies(void **state)
     assert_string_equal((char *)ps_frame_data(f), "{\"type\":\"error\",\"code\":\"forbidden\","
                                                   "\"message\":\"no\",\"channel\":\"chat:x\",\"id\":3}");
     ps_frame_unref(f);
+    {
+        ps_publish_result res = {.offset = 7, .epoch = "Ep0"};
+        f = gw_reply_published(1, 3, &res, 16);
+        assert_string_equal((char *)ps_frame_data(f),
+                            "{\"type\":\"published\",\"offset\":7,\"epoch\":\"Ep0\",\"id\":3}");
+        ps_frame_unref(f);
+        f = gw_reply_published(0, 0, NULL, 16);
+        assert_string_equal((char *)ps_frame_data(f), "{\"type\":\"published\"}");
+        ps_frame_unref(f);
+    }
     f = gw_reply_refreshed(1, 4, 99, 16);
     assert_string_equal((char *)ps_frame_data(f), "{\"type\":\"refreshed\",\"exp\":99,\"id\":4}");
     ps_frame_unref(f);

@@ -10,10 +10,11 @@
  * exactly the subscriptions the bus wants (PUBSUB CHANNELS), also after the
  * subscribe/unsubscribe sequences that trip hiredis 0.14 up.
  *
- * Servers run from a temporary directory with no persistence, on ports found
- * free by binding port 0. The group teardown kills whatever is still running,
- * so a failed assertion leaves no redis-server behind. The loop is driven
- * with UV_RUN_ONCE against a deadline; a 5 ms ticker keeps each turn short.
+ * on_subscribed speaks once Redis confirmed a wanted channel, again after
+ * every reconnect, and not for a confirmation an unsubscribe overtook.
+ *
+ * Servers come from redis_server.c. The loop is driven with UV_RUN_ONCE
+ * against a deadline; a 5 ms ticker keeps each turn short.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,185 +38,9 @@
 
 #include "pubsub/pubsub.h"
 
-#define WAIT_MS 5000 /* generous: shared CI machines are slow */
-#define MAX_SERVERS 4
+#include "redis_server.h"
 
-/* ---- redis-server processes --------------------------------------------- */
-
-typedef struct server {
-    pid_t pid;
-    int port;
-} server;
-
-static struct {
-    char dir[64];
-    server main;               /* shared by the tests that do not kill it */
-    server extra[MAX_SERVERS]; /* started and killed by single tests */
-} G;
-
-static int free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-static redisContext *sync_connect(int port, const char *password)
-{
-    struct timeval tv = {1, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-    redisReply *r;
-
-    if (!c || c->err) {
-        redisFree(c);
-        return NULL;
-    }
-    if (password) {
-        r = redisCommand(c, "AUTH %s", password);
-        freeReplyObject(r);
-    }
-    return c;
-}
-
-static int server_answers(int port, const char *password)
-{
-    redisContext *c = sync_connect(port, password);
-    redisReply *r = c ? redisCommand(c, "PING") : NULL;
-    int ok = r && r->type == REDIS_REPLY_STATUS;
-
-    freeReplyObject(r);
-    redisFree(c);
-    return ok;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {0, ms * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Starts redis-server on port (extra args appended) and waits until it
- * answers PING. */
-static void server_start(server *s, int port, const char *password, const char *const *extra)
-{
-    char portstr[16];
-    const char *argv[32] = {"redis-server", "--port",     portstr,  "--bind",
-                            "127.0.0.1",    "--save",     "",       "--appendonly",
-                            "no",           "--dir",      G.dir,    "--daemonize",
-                            "no",           "--loglevel", "warning"};
-    int argc = 15, i;
-
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    for (i = 0; extra && extra[i]; i++)
-        argv[argc++] = extra[i];
-    argv[argc] = NULL;
-    s->port = port;
-    s->pid = fork();
-    assert_true(s->pid >= 0);
-    if (s->pid == 0) {
-        freopen("/dev/null", "w", stdout);
-        execvp("redis-server", (char *const *)argv);
-        _exit(127);
-    }
-    for (i = 0; i < WAIT_MS / 10 && !server_answers(port, password); i++)
-        sleep_ms(10);
-    assert_true(server_answers(port, password));
-}
-
-static void server_kill(server *s)
-{
-    if (s->pid <= 0)
-        return;
-    /* SIGKILL ends a stopped (SIGSTOP) process too; no SIGCONT first, or
-     * a frozen Redis would get to answer what it holds. */
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, NULL, 0);
-    s->pid = 0;
-}
-
-/* Freezes a server and returns once the kernel reports it stopped: kill()
- * only queues the signal, and a Redis still running would answer. */
-static void server_freeze(server *s)
-{
-    char path[64], buf[256];
-    const char *state;
-    int i;
-
-    assert_int_equal(kill(s->pid, SIGSTOP), 0);
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)s->pid);
-    for (i = 0; i < WAIT_MS; i++) {
-        FILE *fp = fopen(path, "r");
-        size_t n = fp ? fread(buf, 1, sizeof(buf) - 1, fp) : 0;
-        if (fp)
-            fclose(fp);
-        buf[n] = '\0';
-        /* "pid (comm) S ...": the state follows the last ')'. */
-        state = strrchr(buf, ')');
-        if (state && state[1] == ' ' && state[2] == 'T')
-            return;
-        sleep_ms(1);
-    }
-    fail_msg("redis-server did not stop");
-}
-
-/* A server slot of this test, to be killed by the teardowns. */
-static server *extra_server(void)
-{
-    int i;
-
-    for (i = 0; i < MAX_SERVERS; i++)
-        if (G.extra[i].pid == 0)
-            return &G.extra[i];
-    fail_msg("too many servers");
-    return NULL;
-}
-
-static int group_setup(void **state)
-{
-    snprintf(G.dir, sizeof(G.dir), "/tmp/wsgw-test-redis-XXXXXX");
-    if (!mkdtemp(G.dir))
-        return -1;
-    server_start(&G.main, free_port(), NULL, NULL);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    char cmd[128];
-    int i;
-
-    server_kill(&G.main);
-    for (i = 0; i < MAX_SERVERS; i++)
-        server_kill(&G.extra[i]);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", G.dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-/* Runs a command on a fresh sync connection; the reply or NULL. */
-static redisReply *sync_command(int port, const char *password, const char *fmt, ...)
-{
-    redisContext *c = sync_connect(port, password);
-    redisReply *r = NULL;
-    va_list ap;
-
-    if (!c)
-        return NULL;
-    va_start(ap, fmt);
-    r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    redisFree(c);
-    return r;
-}
+/* ---- Redis as a backend sees it ---------------------------------------- */
 
 /* PUBLISH as a backend does; returns the number of receivers. */
 static long long backend_publish(int port, const char *channel, const char *payload)
@@ -268,6 +93,7 @@ typedef struct fixture {
     } msgs[MAX_MSGS];
     int results[MAX_MSGS]; /* publish outcomes, in callback order */
     int nresults;
+    int nsubscribed; /* on_subscribed calls */
     int stop_on_message;
     /* for wait predicates */
     int want_msgs, want_results, want_up, port;
@@ -289,6 +115,13 @@ static void on_message(void *udata, const char *channel, const char *payload, si
         ps_bus_stop(f->bus);
 }
 
+static void on_subscribed(void *udata, const char *channel)
+{
+    fixture *f = udata;
+
+    f->nsubscribed++;
+}
+
 static void on_state(void *udata, int up)
 {
     fixture *f = udata;
@@ -303,7 +136,7 @@ static void on_state(void *udata, int up)
 
 static fixture *current;
 
-static void on_published(void *udata, int status)
+static void on_published(void *udata, int status, const ps_publish_result *res)
 {
     fixture *f = current;
 
@@ -317,7 +150,7 @@ static void on_tick(uv_timer_t *t)
 
 static void bus_new(fixture *f, const char *url, uint32_t timeout_ms)
 {
-    ps_bus_callbacks cb = {on_message, on_state, f};
+    ps_bus_callbacks cb = {on_message, on_state, on_subscribed, f};
     ps_redis_opts o;
 
     memset(&o, 0, sizeof(o));
@@ -354,7 +187,6 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    int i;
 
     ps_bus_stop(f->bus);
     uv_close((uv_handle_t *)&f->tick, NULL);
@@ -362,8 +194,7 @@ static int teardown(void **state)
     ps_bus_destroy(f->bus);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     free(f);
-    for (i = 0; i < MAX_SERVERS; i++)
-        server_kill(&G.extra[i]);
+    kill_extra_servers();
     return 0;
 }
 
@@ -463,14 +294,14 @@ static void comes_up(void **state)
     fixture *f = *state;
     const char *const none[] = {NULL};
 
-    bus_on_port(f, G.main.port);
+    bus_on_port(f, main_server.port);
     assert_int_equal(ps_bus_is_up(f->bus), 0); /* never from inside new */
     wait_state(f, 1);
     assert_int_equal(f->ups, 1);
     assert_int_equal(f->downs, 0);
     assert_string_equal(ps_bus_last_error(f->bus), "");
     assert_int_equal(f->bus->stats.reconnects, 0);
-    wait_channels(f, G.main.port, none);
+    wait_channels(f, main_server.port, none);
 }
 
 static void backend_publish_reaches_subscriber(void **state)
@@ -479,18 +310,18 @@ static void backend_publish_reaches_subscriber(void **state)
     const char *const want[] = {"wsgw:job:42", NULL};
     const char *payload = "{\"data\":{\"progress\":40,\"note\":\"a b \\\"c\\\"\"}}";
 
-    bus_on_port(f, G.main.port);
+    bus_on_port(f, main_server.port);
     assert_int_equal(ps_bus_subscribe(f->bus, "job:42"), PS_OK);
     wait_state(f, 1);
-    wait_channels(f, G.main.port, want);
-    assert_int_equal(backend_publish(G.main.port, "wsgw:job:42", payload), 1);
+    wait_channels(f, main_server.port, want);
+    assert_int_equal(backend_publish(main_server.port, "wsgw:job:42", payload), 1);
     wait_msgs(f, 1);
     assert_msg(f, 0, "job:42", payload);
     /* Not subscribed, other prefix, no prefix: none of these arrive. */
-    assert_int_equal(backend_publish(G.main.port, "wsgw:job:43", "{\"data\":1}"), 0);
-    assert_int_equal(backend_publish(G.main.port, "other:job:42", "{\"data\":2}"), 0);
-    assert_int_equal(backend_publish(G.main.port, "job:42", "{\"data\":3}"), 0);
-    sync_with_marker(f, G.main.port, "job:42");
+    assert_int_equal(backend_publish(main_server.port, "wsgw:job:43", "{\"data\":1}"), 0);
+    assert_int_equal(backend_publish(main_server.port, "other:job:42", "{\"data\":2}"), 0);
+    assert_int_equal(backend_publish(main_server.port, "job:42", "{\"data\":3}"), 0);
+    sync_with_marker(f, main_server.port, "job:42");
     assert_int_equal(f->nmsgs, 2);
     assert_int_equal(f->bus->stats.messages_in, 2);
 }
@@ -501,12 +332,13 @@ static void publish_round_trip(void **state)
     const char *const want[] = {"wsgw:chat:lobby", NULL};
     const char *payload = "{\"data\":{\"text\":\"hi there\"},\"from\":\"alice\"}";
 
-    bus_on_port(f, G.main.port);
+    bus_on_port(f, main_server.port);
     ps_bus_subscribe(f->bus, "chat:lobby");
     wait_state(f, 1);
-    wait_channels(f, G.main.port, want);
+    wait_channels(f, main_server.port, want);
     assert_int_equal(
-        ps_bus_publish(f->bus, "chat:lobby", payload, strlen(payload), on_published, NULL), PS_OK);
+        ps_bus_publish(f->bus, "chat:lobby", payload, strlen(payload), NULL, on_published, NULL),
+        PS_OK);
     assert_int_equal(f->nresults, 0); /* never from inside publish */
     wait_results(f, 1);
     assert_int_equal(f->results[0], PS_OK);
@@ -515,7 +347,7 @@ static void publish_round_trip(void **state)
     assert_int_equal(f->bus->stats.publishes, 1);
     assert_int_equal(f->bus->stats.publish_errors, 0);
     /* A NULL callback is allowed; the payload is taken by length. */
-    assert_int_equal(ps_bus_publish(f->bus, "chat:lobby", "{\"data\":1}xyz", 10, NULL, NULL),
+    assert_int_equal(ps_bus_publish(f->bus, "chat:lobby", "{\"data\":1}xyz", 10, NULL, NULL, NULL),
                      PS_OK);
     wait_msgs(f, 2);
     assert_msg(f, 1, "chat:lobby", "{\"data\":1}");
@@ -527,29 +359,29 @@ static void unsubscribe_leaves_redis(void **state)
     const char *const both[] = {"wsgw:job:1", "wsgw:job:2", NULL};
     const char *const two[] = {"wsgw:job:2", NULL};
 
-    bus_on_port(f, G.main.port);
+    bus_on_port(f, main_server.port);
     ps_bus_subscribe(f->bus, "job:1");
     ps_bus_subscribe(f->bus, "job:2");
     wait_state(f, 1);
-    wait_channels(f, G.main.port, both);
+    wait_channels(f, main_server.port, both);
     assert_int_equal(ps_bus_unsubscribe(f->bus, "job:1"), PS_OK);
     assert_int_equal(ps_bus_unsubscribe(f->bus, "job:1"), PS_ENOENT);
     assert_int_equal(ps_bus_unsubscribe(f->bus, "job:9"), PS_ENOENT);
-    wait_channels(f, G.main.port, two);
-    assert_int_equal(backend_publish(G.main.port, "wsgw:job:1", "{\"data\":1}"), 0);
-    sync_with_marker(f, G.main.port, "job:2");
+    wait_channels(f, main_server.port, two);
+    assert_int_equal(backend_publish(main_server.port, "wsgw:job:1", "{\"data\":1}"), 0);
+    sync_with_marker(f, main_server.port, "job:2");
     assert_int_equal(f->nmsgs, 1);
 
     /* The UNSUBSCRIBE is only queued until the loop turns, so Redis still
      * sends this message; the bus must drop it, the channel being unwanted. */
     assert_int_equal(ps_bus_unsubscribe(f->bus, "job:2"), PS_OK);
-    assert_int_equal(backend_publish(G.main.port, "wsgw:job:2", "{\"data\":\"late\"}"), 1);
+    assert_int_equal(backend_publish(main_server.port, "wsgw:job:2", "{\"data\":\"late\"}"), 1);
     {
         const char *const three[] = {"wsgw:job:3", NULL};
         ps_bus_subscribe(f->bus, "job:3");
-        wait_channels(f, G.main.port, three);
+        wait_channels(f, main_server.port, three);
     }
-    sync_with_marker(f, G.main.port, "job:3");
+    sync_with_marker(f, main_server.port, "job:3");
     assert_int_equal(f->nmsgs, 2);
     assert_int_equal(f->bus->stats.messages_in, 2);
 }
@@ -564,7 +396,7 @@ static void subscribe_unsubscribe_churn(void **state)
     const char *const none[] = {NULL};
     int i;
 
-    bus_on_port(f, G.main.port);
+    bus_on_port(f, main_server.port);
     wait_state(f, 1);
     for (i = 0; i < 50; i++) { /* all in one loop turn: one pipeline */
         assert_int_equal(ps_bus_subscribe(f->bus, "x"), PS_OK);
@@ -573,16 +405,16 @@ static void subscribe_unsubscribe_churn(void **state)
         assert_int_equal(ps_bus_unsubscribe(f->bus, "y"), PS_OK);
     }
     ps_bus_subscribe(f->bus, "x");
-    wait_channels(f, G.main.port, x);
-    sync_with_marker(f, G.main.port, "x");
+    wait_channels(f, main_server.port, x);
+    sync_with_marker(f, main_server.port, "x");
     assert_int_equal(f->nmsgs, 1); /* exactly once */
     for (i = 0; i < 10; i++) {     /* one confirmed step at a time */
         assert_int_equal(ps_bus_unsubscribe(f->bus, "x"), PS_OK);
-        wait_channels(f, G.main.port, none);
+        wait_channels(f, main_server.port, none);
         assert_int_equal(ps_bus_subscribe(f->bus, "x"), PS_OK);
-        wait_channels(f, G.main.port, x);
+        wait_channels(f, main_server.port, x);
     }
-    sync_with_marker(f, G.main.port, "x");
+    sync_with_marker(f, main_server.port, "x");
     assert_int_equal(f->nmsgs, 2);
     assert_int_equal(f->downs, 0);
 }
@@ -602,7 +434,7 @@ static void redis_down_at_start(void **state)
     assert_int_equal(f->ups + f->downs, 0);
     assert_int_equal(ps_bus_is_up(f->bus), 0);
     assert_non_null(strstr(ps_bus_last_error(f->bus), "refused"));
-    assert_int_equal(ps_bus_publish(f->bus, "job:1", "{\"data\":1}", 10, on_published, NULL),
+    assert_int_equal(ps_bus_publish(f->bus, "job:1", "{\"data\":1}", 10, NULL, on_published, NULL),
                      PS_EUNAVAILABLE);
 
     server_start(s, port, NULL, NULL);
@@ -634,13 +466,15 @@ static void restart_restores_subscriptions(void **state)
     server_kill(s);
     wait_state(f, 0);
     assert_int_equal(f->downs, 1);
-    assert_int_equal(ps_bus_publish(f->bus, "job:5", "{\"data\":1}", 10, on_published, NULL),
+    assert_int_equal(ps_bus_publish(f->bus, "job:5", "{\"data\":1}", 10, NULL, on_published, NULL),
                      PS_EUNAVAILABLE);
     assert_true(strlen(ps_bus_last_error(f->bus)) > 0);
     ps_bus_subscribe(f->bus, "job:6"); /* while down */
+    assert_int_equal(f->nsubscribed, 2);
 
     server_start(s, port, NULL, NULL);
     wait_state(f, 1);
+    assert_int_equal(f->nsubscribed, 5); /* each channel once more */
     assert_int_equal(f->ups, 2);
     assert_int_equal(f->bus->stats.reconnects, 1);
     {
@@ -710,8 +544,8 @@ static void link_drop_fails_pending_publishes(void **state)
     wait_state(f, 1);
     server_freeze(s);
     for (i = 0; i < 3; i++)
-        assert_int_equal(ps_bus_publish(f->bus, "job:1", "{\"data\":1}", 10, on_published, NULL),
-                         PS_OK);
+        assert_int_equal(
+            ps_bus_publish(f->bus, "job:1", "{\"data\":1}", 10, NULL, on_published, NULL), PS_OK);
     run_until(f, never, 50); /* written out, no answer */
     assert_int_equal(f->nresults, 0);
     server_kill(s);
@@ -738,7 +572,7 @@ static void frozen_redis_detected(void **state)
     bus_new(f, url, 100);
     wait_state(f, 1);
     server_freeze(s);
-    assert_int_equal(ps_bus_publish(f->bus, "job:1", "{\"data\":1}", 10, on_published, NULL),
+    assert_int_equal(ps_bus_publish(f->bus, "job:1", "{\"data\":1}", 10, NULL, on_published, NULL),
                      PS_OK);
     wait_state(f, 0);
     wait_results(f, 1);
@@ -761,7 +595,7 @@ static void stop_completes_pending_with_closed(void **state)
     wait_state(f, 1);
     server_freeze(s);
     for (i = 0; i < 3; i++)
-        ps_bus_publish(f->bus, "job:1", "{\"data\":1}", 10, on_published, NULL);
+        ps_bus_publish(f->bus, "job:1", "{\"data\":1}", 10, NULL, on_published, NULL);
     run_until(f, never, 50);
     assert_int_equal(f->nresults, 0);
     ps_bus_stop(f->bus);
@@ -770,7 +604,8 @@ static void stop_completes_pending_with_closed(void **state)
     for (i = 0; i < 3; i++)
         assert_int_equal(f->results[i], PS_ECLOSED);
     assert_int_equal(ps_bus_is_up(f->bus), 0);
-    assert_int_equal(ps_bus_publish(f->bus, "job:1", "{}", 2, on_published, NULL), PS_ECLOSED);
+    assert_int_equal(ps_bus_publish(f->bus, "job:1", "{}", 2, NULL, on_published, NULL),
+                     PS_ECLOSED);
     assert_int_equal(ps_bus_subscribe(f->bus, "job:2"), PS_ECLOSED);
     server_kill(s);
     run_until(f, never, 50);
@@ -784,14 +619,14 @@ static void stop_from_on_message(void **state)
     const char *const want[] = {"wsgw:job:1", NULL};
     redisReply *r;
 
-    bus_on_port(f, G.main.port);
+    bus_on_port(f, main_server.port);
     ps_bus_subscribe(f->bus, "job:1");
     wait_state(f, 1);
-    wait_channels(f, G.main.port, want);
+    wait_channels(f, main_server.port, want);
     f->stop_on_message = 1;
     /* One script, so both arrive in one read: the second must not be
      * delivered once the first stopped the bus. */
-    r = sync_command(G.main.port, NULL, "EVAL %s 1 %s",
+    r = sync_command(main_server.port, NULL, "EVAL %s 1 %s",
                      "redis.call('publish', KEYS[1], 'a'); redis.call('publish', KEYS[1], 'b')",
                      "wsgw:job:1");
     assert_non_null(r);
@@ -856,14 +691,14 @@ static void auth_and_acl_users(void **state)
     bus_new(f, url, 1000);
     ps_bus_subscribe(f->bus, "job:1");
     wait_state(f, 1);
-    assert_int_equal(ps_bus_publish(f->bus, "job:1", "{\"data\":1}", 10, on_published, NULL),
+    assert_int_equal(ps_bus_publish(f->bus, "job:1", "{\"data\":1}", 10, NULL, on_published, NULL),
                      PS_OK);
     wait_msgs(f, 1);
     assert_msg(f, 0, "job:1", "{\"data\":1}");
 }
 
 /* Redis refuses the PUBLISH itself (an ACL user without the permission):
- * the publish completes with PS_EUNAVAILABLE, the link stays up. */
+ * the publish completes with PS_EINVAL, the link stays up. */
 static void publish_refused_by_redis(void **state)
 {
     fixture *f = *state;
@@ -876,10 +711,10 @@ static void publish_refused_by_redis(void **state)
     snprintf(url, sizeof(url), "redis://bob:pw@127.0.0.1:%d", s->port);
     bus_new(f, url, 1000);
     wait_state(f, 1);
-    assert_int_equal(ps_bus_publish(f->bus, "job:1", "{\"data\":1}", 10, on_published, NULL),
+    assert_int_equal(ps_bus_publish(f->bus, "job:1", "{\"data\":1}", 10, NULL, on_published, NULL),
                      PS_OK);
     wait_results(f, 1);
-    assert_int_equal(f->results[0], PS_EUNAVAILABLE);
+    assert_int_equal(f->results[0], PS_EINVAL);
     assert_int_equal(f->bus->stats.publish_errors, 1);
     assert_non_null(strstr(ps_bus_last_error(f->bus), "NOPERM"));
     assert_int_equal(ps_bus_is_up(f->bus), 1);
@@ -903,12 +738,12 @@ static void on_state_stop(void *udata, int up)
 static void stop_from_on_state_then_destroy_early(void **state)
 {
     fixture *f = *state;
-    ps_bus_callbacks cb = {on_message, on_state_stop, f};
+    ps_bus_callbacks cb = {on_message, on_state_stop, on_subscribed, f};
     ps_redis_opts o;
 
     memset(&o, 0, sizeof(o));
     assert_int_equal(ps_redis_url_parse("redis://127.0.0.1", &o.url), PS_OK);
-    o.url.port = G.main.port;
+    o.url.port = main_server.port;
     f->bus = ps_redis_bus_new(&f->loop, &o, &cb);
     assert_non_null(f->bus);
     ps_bus_subscribe(f->bus, "job:1");
@@ -928,20 +763,20 @@ static void refused_arguments(void **state)
     fixture *f = *state;
     static char big[2048];
     ps_redis_opts o;
-    ps_bus_callbacks cb = {on_message, on_state, f};
+    ps_bus_callbacks cb = {on_message, on_state, on_subscribed, f};
 
-    bus_on_port(f, G.main.port);
+    bus_on_port(f, main_server.port);
     wait_state(f, 1);
     assert_int_equal(ps_bus_subscribe(f->bus, ""), PS_EINVAL);
     assert_int_equal(ps_bus_subscribe(f->bus, "has space"), PS_EINVAL);
-    assert_int_equal(ps_bus_publish(f->bus, "a\tb", "x", 1, NULL, NULL), PS_EINVAL);
+    assert_int_equal(ps_bus_publish(f->bus, "a\tb", "x", 1, NULL, NULL, NULL), PS_EINVAL);
     assert_int_equal(ps_bus_subscribe(f->bus, "job:1"), PS_OK);
     assert_int_equal(ps_bus_subscribe(f->bus, "job:1"), PS_OK); /* idempotent */
 
     /* max_payload */
     memset(&o, 0, sizeof(o));
     assert_int_equal(ps_redis_url_parse("redis://127.0.0.1", &o.url), PS_OK);
-    o.url.port = G.main.port;
+    o.url.port = main_server.port;
     o.max_payload = 1024;
     ps_bus_stop(f->bus);
     uv_run(&f->loop, UV_RUN_NOWAIT);
@@ -950,8 +785,8 @@ static void refused_arguments(void **state)
     f->bus = ps_redis_bus_new(&f->loop, &o, &cb);
     assert_non_null(f->bus);
     wait_state(f, 1);
-    assert_int_equal(ps_bus_publish(f->bus, "big", big, sizeof(big), NULL, NULL), PS_ETOOBIG);
-    assert_int_equal(ps_bus_publish(f->bus, "big", big, 1024, on_published, NULL), PS_OK);
+    assert_int_equal(ps_bus_publish(f->bus, "big", big, sizeof(big), NULL, NULL, NULL), PS_ETOOBIG);
+    assert_int_equal(ps_bus_publish(f->bus, "big", big, 1024, NULL, on_published, NULL), PS_OK);
     wait_results(f, 1);
     assert_int_equal(f->results[0], PS_OK);
 
@@ -1069,5 +904,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(stop_from_on_state_then_destroy_early, setup, teardown),
         cmocka_unit_test_setup_teardown(refused_arguments, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, servers_setup, servers_teardown);
 }

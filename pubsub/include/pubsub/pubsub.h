@@ -13,6 +13,11 @@
  *    and its conversion, once per message, into the client frame.
  *  - frames: reference-counted buffers shared by every subscriber a message
  *    is queued to.
+ *  - history: per channel an epoch, offsets and the last N messages, kept
+ *    atomically with each publish (Redis scripts, or memory for the
+ *    in-process bus), read in one step, and merged with live messages by
+ *    offset (ps_merge) so that a subscriber recovers without gap or
+ *    duplicate.
  * Nothing here knows libwebsockets: subscribers are opaque pointers and a
  * frame reserves caller-chosen headroom (the gateway passes LWS_PRE).
  *
@@ -107,7 +112,7 @@ ps_frame *ps_envelope_frame(const ps_envelope *env, const char *channel, size_t 
 typedef struct ps_subs ps_subs;
 
 ps_subs *ps_subs_new(void);
-/* Frees the table (not the subscribers). */
+/* Frees the table (not the subscribers, nor what the data slots point to). */
 void ps_subs_free(ps_subs *s);
 
 /* Adds subscriber to channel. Returns 1 when it is the channel's first local
@@ -116,17 +121,34 @@ void ps_subs_free(ps_subs *s);
  * PS_ENOMEM. */
 int ps_subs_add(ps_subs *s, const char *channel, void *subscriber);
 
+/* What a removal took away: the caller frees its own data with it. */
+typedef struct ps_subs_removal {
+    const char *channel;  /* valid for the duration of the callback/until the next change */
+    void *link_data;      /* the pair's data (ps_subs_link_data), or NULL */
+    int channel_empty;    /* 1: the channel has no local subscriber left (unsubscribe on the bus) */
+    void *channel_data;   /* when channel_empty: the channel's data (ps_subs_channel_data), or NULL */
+} ps_subs_removal;
+
 /* Removes subscriber from channel. Returns 1 when the channel has no local
  * subscriber left (the caller then unsubscribes on the bus), 0 otherwise,
- * PS_ENOENT when the subscriber did not hold it. */
-int ps_subs_remove(ps_subs *s, const char *channel, void *subscriber);
+ * PS_ENOENT when the subscriber did not hold it. When out is not NULL it
+ * receives what was removed (out->channel points at the caller's string). */
+int ps_subs_remove(ps_subs *s, const char *channel, void *subscriber, ps_subs_removal *out);
 
-/* Called by ps_subs_remove_all for each channel left without subscribers.
- * `channel` is valid for the duration of the call. */
-typedef void ps_subs_empty_cb(void *arg, const char *channel);
+/* Called by ps_subs_remove_all for each channel the subscriber held. */
+typedef void ps_subs_removed_cb(void *arg, const ps_subs_removal *r);
 
 /* Removes subscriber from all its channels (connection closed). */
-void ps_subs_remove_all(ps_subs *s, void *subscriber, ps_subs_empty_cb *cb, void *arg);
+void ps_subs_remove_all(ps_subs *s, void *subscriber, ps_subs_removed_cb *cb, void *arg);
+
+/* One pointer of the caller's per (channel, subscriber) pair, NULL when the
+ * pair is added: the gateway keeps a subscription's recovery state there.
+ * Returns the slot, or NULL when subscriber does not hold channel. */
+void **ps_subs_link_data(ps_subs *s, const char *channel, const void *subscriber);
+/* One pointer of the caller's per channel (NULL when the channel gets its
+ * first subscriber): the gateway keeps the channel's offset state there.
+ * Returns the slot, or NULL when the channel has no local subscriber. */
+void **ps_subs_channel_data(ps_subs *s, const char *channel);
 
 /* Is subscriber on channel? 1 or 0. */
 int ps_subs_has(const ps_subs *s, const char *channel, const void *subscriber);
@@ -140,7 +162,7 @@ size_t ps_subs_channels(const ps_subs *s);
 /* Calls fn for every local subscriber of channel. fn must not change the
  * table (mark connections and reap them after). Returns how many were
  * visited. */
-typedef void ps_subs_each_cb(void *arg, void *subscriber);
+typedef void ps_subs_each_cb(void *arg, void *subscriber, void **link_data);
 size_t ps_subs_foreach(const ps_subs *s, const char *channel, ps_subs_each_cb *fn, void *arg);
 
 /* Calls fn(arg, channel) for every channel that has local subscribers
@@ -160,14 +182,78 @@ typedef void ps_message_cb(void *udata, const char *channel, const char *payload
 /* The bus went up (1: can publish, every channel subscribed again) or down (0). */
 typedef void ps_state_cb(void *udata, int up);
 
+/* The bus confirmed the subscription to channel: every message published
+ * from now on reaches on_message. Called after each ps_bus_subscribe that
+ * sent a SUBSCRIBE, and again for every channel after each reconnect.
+ * channel is valid for the duration of the call.
+ * Details (both buses): called only for a channel still wanted, and only
+ * for the confirmation of the last subscribe/unsubscribe of it (subscribe,
+ * unsubscribe, subscribe before the bus answered: one call, for the second
+ * subscribe). on_message for a channel may come before its on_subscribed
+ * (a message already on its way). Redis bus: called only while the command
+ * link is up, so ps_bus_history is accepted from inside it; a confirmation
+ * that arrives while the command link is down is held and reported when it
+ * is up again (after on_state(1) when the bus comes up with it), or dropped
+ * if the subscriber link fails first (the next reconnect confirms again).
+ * During resubscription it runs per channel, before on_state(1). */
+typedef void ps_subscribed_cb(void *udata, const char *channel);
+
+/* ------------------------------------------------------------- history */
+
+#define PS_EPOCH_MAX 32 /* an epoch is 1..32 of [A-Za-z0-9_-] */
+
+/* How a channel keeps history: the last `size` messages for `ttl_s` seconds
+ * after the last publish. size 0: no history (plain PUBLISH). With size > 0,
+ * ttl_s must be at least 1 (else PS_EINVAL). */
+typedef struct ps_history_policy {
+    uint32_t size;
+    uint32_t ttl_s;
+} ps_history_policy;
+
+/* What a publish with history got: the message's offset and the epoch. */
+typedef struct ps_publish_result {
+    int64_t offset;
+    char epoch[PS_EPOCH_MAX + 1];
+} ps_publish_result;
+
 /* Outcome of a publish. Called exactly once per accepted publish, later, on
  * the loop (never from inside ps_bus_publish): status PS_OK, PS_EUNAVAILABLE
- * (link lost before Redis answered) or PS_ECLOSED (bus stopped). */
-typedef void ps_publish_cb(void *udata, int status);
+ * (link lost before Redis answered), PS_EINVAL (Redis refused it) or
+ * PS_ECLOSED (bus stopped). res is non-NULL only for PS_OK on a publish with
+ * history, and valid for the duration of the call.
+ * Redis errors that mean "not now" (LOADING, BUSY, OOM, READONLY,
+ * MASTERDOWN, TRYAGAIN, CLUSTERDOWN, NOREPLICAS, NOSCRIPT after the one
+ * reload) give PS_EUNAVAILABLE, the others (NOPERM, WRONGTYPE, a script
+ * error, a reply the script cannot have given) PS_EINVAL. The in-process
+ * bus may also report PS_ENOMEM (no memory to store the history). The same
+ * statuses apply to ps_history_cb. */
+typedef void ps_publish_cb(void *udata, int status, const ps_publish_result *res);
+
+/* One stored message: payload is the full envelope as published, with
+ * "offset" and "epoch" in it. */
+typedef struct ps_history_entry {
+    int64_t offset;
+    const char *payload;
+    size_t len;
+} ps_history_entry;
+
+/* A channel's history as read in one atomic step. */
+typedef struct ps_history {
+    char epoch[PS_EPOCH_MAX + 1];
+    int64_t top;    /* the latest offset given out in this epoch; 0: none yet */
+    int64_t first;  /* the oldest offset still stored; 0: nothing stored */
+    const ps_history_entry *entries; /* in offset order */
+    size_t n;
+} ps_history;
+
+/* Outcome of a history read: h is non-NULL only for PS_OK and valid for the
+ * duration of the call (copy what must outlive it). */
+typedef void ps_history_cb(void *udata, int status, const ps_history *h);
 
 typedef struct ps_bus_callbacks {
     ps_message_cb *on_message;
-    ps_state_cb *on_state; /* may be NULL */
+    ps_state_cb *on_state;           /* may be NULL */
+    ps_subscribed_cb *on_subscribed; /* may be NULL */
     void *udata;
 } ps_bus_callbacks;
 
@@ -177,13 +263,17 @@ typedef struct ps_bus_stats {
     uint64_t publishes;       /* publishes acknowledged */
     uint64_t publish_errors;  /* publishes failed */
     uint64_t bad_envelopes;   /* reserved for the caller's accounting */
+    uint64_t history_reads;   /* history reads answered (PS_OK) */
+    uint64_t history_errors;  /* history reads failed */
 } ps_bus_stats;
 
 typedef struct ps_bus_ops {
     int (*subscribe)(ps_bus *b, const char *channel);
     int (*unsubscribe)(ps_bus *b, const char *channel);
     int (*publish)(ps_bus *b, const char *channel, const char *payload, size_t len,
-                   ps_publish_cb *cb, void *udata);
+                   const ps_history_policy *hist, ps_publish_cb *cb, void *udata);
+    int (*history)(ps_bus *b, const char *channel, int64_t since, size_t limit,
+                   const ps_history_policy *hist, ps_history_cb *cb, void *udata);
     int (*is_up)(const ps_bus *b);
     void (*stop)(ps_bus *b);
     void (*destroy)(ps_bus *b);
@@ -204,9 +294,48 @@ int ps_bus_subscribe(ps_bus *b, const char *channel);
 int ps_bus_unsubscribe(ps_bus *b, const char *channel);
 /* Publishes payload (an envelope, copied) to channel. Returns PS_OK when
  * accepted (cb follows later), PS_EUNAVAILABLE at once when the link is down
- * (cb is not called), PS_ETOOBIG, PS_ENOMEM. cb may be NULL. */
+ * (cb is not called), PS_ETOOBIG, PS_ENOMEM, PS_EINVAL (bad channel; with
+ * history: a payload that does not start with '{' and end with '}', blanks
+ * aside, or ttl_s 0). cb may be NULL.
+ * With hist (size > 0) the publish is atomic with the history: one Redis
+ * script gives the message the channel's next offset, stores it in the
+ * channel's stream (trimmed to hist->size), refreshes the TTLs and PUBLISHes
+ * it with "offset" and "epoch" added to the envelope. The payload must then be
+ * a JSON object without those two keys. hist NULL or size 0: plain PUBLISH. */
 int ps_bus_publish(ps_bus *b, const char *channel, const char *payload, size_t len,
-                   ps_publish_cb *cb, void *udata);
+                   const ps_history_policy *hist, ps_publish_cb *cb, void *udata);
+
+/* Reads channel's history in one atomic step: with since >= 0 the stored
+ * messages with offset > since, at most limit of them (the oldest first);
+ * with since < 0 only the latest stored message, if any. Creates the
+ * channel's epoch (with hist's TTL) when it has none, so the epoch a
+ * subscriber is told is the one the next publish uses. Returns PS_OK (cb
+ * follows exactly once, later, on the loop), PS_EUNAVAILABLE at once when
+ * the link is down, PS_EINVAL, PS_ENOMEM.
+ * Details: hist must have size > 0 and ttl_s > 0, cb must not be NULL
+ * (else PS_EINVAL); limit 0 with since >= 0 reads only epoch, top and first.
+ * The Redis bus needs only its command link for reads (they work while the
+ * subscriber link resubscribes); a read in flight completes with
+ * PS_EUNAVAILABLE when that link drops and PS_ECLOSED inside ps_bus_stop.
+ * Reads count against the same bound as publishes. Redis keys:
+ * <prefix>h:{<channel>} (stream) and <prefix>m:{<channel>} (hash: epoch,
+ * top), one hash tag so that both share a Redis Cluster slot. */
+int ps_bus_history(ps_bus *b, const char *channel, int64_t since, size_t limit,
+                   const ps_history_policy *hist, ps_history_cb *cb, void *udata);
+
+/* Merging stored and live messages for one subscriber (pure; no bus).
+ * Items are (offset, pointer) pairs; ps_merge sorts both arrays in place and
+ * writes to out (room for n_stored + n_live) the items with offset > since in
+ * offset order, each offset once (the stored copy wins). Returns the number
+ * written; *gap is set to 1 when an offset between since + 1 and the last one
+ * written is missing (the subscriber would miss a message), else 0. */
+typedef struct ps_merge_item {
+    int64_t offset;
+    void *item;
+} ps_merge_item;
+size_t ps_merge(int64_t since, ps_merge_item *stored, size_t n_stored, ps_merge_item *live,
+                size_t n_live, ps_merge_item *out, int *gap);
+
 /* 1 while publishes can be sent and subscriptions are active. */
 int ps_bus_is_up(const ps_bus *b);
 /* Begins an orderly shutdown: pending publishes complete with PS_ECLOSED, the
@@ -230,7 +359,13 @@ const char *ps_bus_last_error(const ps_bus *b);
  * subscribers on a later loop iteration. For one process and no Redis.
  * ps_bus_is_up is 1 at once; on_state(1) still follows once, from the loop.
  * At most 65536 publishes (64 MiB) wait for delivery, beyond that publish
- * returns PS_EUNAVAILABLE; payloads over 1 MiB get PS_ETOOBIG. */
+ * returns PS_EUNAVAILABLE; payloads over 1 MiB get PS_ETOOBIG.
+ * Publishes, history reads and subscription confirmations are done in the
+ * order they were asked for, on later loop iterations: a read sees exactly
+ * the publishes asked for before it. History lives in memory with the same
+ * semantics as in Redis, bounded to 65536 channels and 64 MiB in total;
+ * beyond that whole channels go (least recently written first) and get a
+ * new epoch when used again, as when Redis evicts keys. */
 ps_bus *ps_inproc_bus_new(uv_loop_t *loop, const ps_bus_callbacks *cb);
 
 /* redis://[:password@]host:port[/db] */
@@ -263,6 +398,10 @@ typedef struct ps_redis_opts {
 /* The Redis bus on `loop`. Resolves url.host once, here (it blocks: call at
  * startup), then connects in the background and reconnects forever with
  * capped exponential backoff and full jitter; on_state reports the link.
+ * The command link loads the history scripts (SCRIPT LOAD) in its handshake:
+ * a Redis user must be allowed SCRIPT LOAD and EVALSHA, or the bus stays
+ * down with Redis's refusal as ps_bus_last_error. Keep '{' and '}' out of
+ * the prefix: the history keys rely on their hash tag.
  * Returns NULL on a bad option (prefix over 64 bytes or not visible ASCII,
  * bad port), a host that does not resolve, or OOM. Nothing is called back
  * from inside this function; the first connect starts on the loop. */

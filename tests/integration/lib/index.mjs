@@ -9,3 +9,4 @@ export * from './redis.mjs';
 export * from './gateway.mjs';
 export * from './client.mjs';
 export * from './scope.mjs';
+export * from './api.mjs';

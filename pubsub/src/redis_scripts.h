@@ -1,0 +1,55 @@
+/*
+ * The Redis side of history (redis_scripts.c): the two Lua scripts the
+ * Redis bus loads on its command link, the EVALSHA commands that run them,
+ * and the parsing of their replies. redis_bus.c owns the links and the
+ * bookkeeping; this file owns what the commands say.
+ */
+#ifndef PUBSUB_REDIS_SCRIPTS_H
+#define PUBSUB_REDIS_SCRIPTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "bus_internal.h"
+
+enum ps__script { PS__SCRIPT_PUBLISH, PS__SCRIPT_HISTORY, PS__SCRIPTS };
+
+/* The script's Lua text, for SCRIPT LOAD. */
+const char *ps__script_text(enum ps__script which);
+
+/* Where a channel's history lives: "<prefix>h:{<channel>}" (the stream)
+ * and "<prefix>m:{<channel>}" (the meta hash: epoch, top). */
+typedef struct ps__script_target {
+    const char *prefix;
+    size_t prefix_len;
+    const char *channel;
+    const char *sha; /* 40 hex digits from SCRIPT LOAD */
+} ps__script_target;
+
+/* Formats EVALSHA of the publish script for payload (already checked with
+ * ps__object_split: head_len, sep). On success *cmd is the RESP command
+ * (free with redisFreeCommand) and its length is returned; -1 on OOM. */
+long ps__script_publish_cmd(char **cmd, const ps__script_target *t, const char *payload,
+                            size_t head_len, const char *sep, const ps_history_policy *hist,
+                            const char *epoch);
+/* The same for the history read script. */
+long ps__script_history_cmd(char **cmd, const ps__script_target *t, int64_t since, size_t limit,
+                            const ps_history_policy *hist, const char *epoch);
+
+/* Parse the scripts' replies. Return PS_OK or PS_EINVAL (a reply that is
+ * not what the script returns: someone else wrote the keys). */
+int ps__script_publish_reply(const redisReply *r, ps_publish_result *res);
+/* On PS_OK h->entries is malloc'd (the caller frees it) and borrows from
+ * r; PS_ENOMEM possible too. */
+int ps__script_history_reply(const redisReply *r, ps_history *h);
+
+/* The status for an error reply: PS_EUNAVAILABLE when Redis cannot serve
+ * now but may later (LOADING, BUSY, OOM, READONLY, ...), PS_EINVAL when it
+ * refuses the command itself (NOPERM, WRONGTYPE, a script error). */
+int ps__refusal_status(const char *err);
+/* 1 for the NOSCRIPT error reply. */
+int ps__is_noscript(const redisReply *r);
+
+#endif

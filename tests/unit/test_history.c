@@ -1,0 +1,880 @@
+/*
+ * Unit tests of history on the Redis bus (pubsub/src/redis_scripts.c and
+ * its use in redis_bus.c) against real redis-server processes on loopback.
+ *
+ * What a subscriber recovering with (epoch, offset) would notice: offsets
+ * 1..N in publish order under one epoch, also with several gateway processes
+ * publishing at once; the message it receives live is byte for byte the one
+ * stored; a read returns what follows `since` (at most `limit`, or only the
+ * latest), the stream keeps the last `size` and both keys carry the TTL; a
+ * lost history (FLUSHALL) shows as a new epoch with offsets from 1; a lost
+ * script (SCRIPT FLUSH) costs nothing but a reload; a read creates the
+ * epoch the next publish uses; reads in flight fail with the documented
+ * status on a drop or a stop; and on_subscribed comes when a history read
+ * started from it, together with what arrives live, misses nothing, again
+ * after a reconnect.
+ *
+ * Every test starts from an empty Redis (FLUSHALL on the shared server).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "pubsub/pubsub.h"
+#include "redis_server.h"
+
+#define MAX_BUSES 5
+#define MAX_RECORDS 1024
+
+typedef struct pub_record {
+    int bus;
+    int status;
+    int has_res;
+    int64_t offset;
+    char epoch[PS_EPOCH_MAX + 1];
+} pub_record;
+
+/* A history reply, copied. */
+typedef struct hist_record {
+    int status;
+    char epoch[PS_EPOCH_MAX + 1];
+    int64_t top, first;
+    size_t n;
+    int64_t offsets[MAX_RECORDS];
+    char *payloads[MAX_RECORDS];
+} hist_record;
+
+typedef struct fixture {
+    uv_loop_t loop;
+    uv_timer_t tick;
+    uv_timer_t publisher; /* read_plus_live_misses_nothing; closed by teardown */
+    int publisher_on;
+    ps_bus *bus[MAX_BUSES];
+    int up[MAX_BUSES];
+    int nbus;
+    /* messages heard by bus 0 */
+    int nmsgs;
+    struct {
+        char channel[64];
+        char *payload;
+        int64_t offset;
+    } msgs[MAX_RECORDS];
+    pub_record pubs[MAX_RECORDS];
+    int npubs;
+    hist_record reads[16];
+    int nreads;
+    char subscribed[64][64]; /* on_subscribed of bus 0, in order */
+    int nsubscribed;
+    int read_on_subscribed; /* start a read (since 0) from on_subscribed */
+    int read_rcs[64];       /* what ps_bus_history answered there */
+    int want;
+} fixture;
+
+static fixture *current;
+
+/* ---- callbacks ---------------------------------------------------------- */
+
+static int64_t offset_in(const char *payload, size_t len)
+{
+    ps_envelope env;
+    int64_t off = -1;
+
+    if (ps_envelope_parse(payload, len, &env) == PS_OK) {
+        off = env.offset;
+        ps_envelope_clear(&env);
+    }
+    return off;
+}
+
+static void on_message(void *udata, const char *channel, const char *payload, size_t len)
+{
+    fixture *f = udata;
+
+    assert_true(f->nmsgs < MAX_RECORDS);
+    snprintf(f->msgs[f->nmsgs].channel, sizeof(f->msgs[0].channel), "%s", channel);
+    f->msgs[f->nmsgs].payload = strndup(payload, len);
+    f->msgs[f->nmsgs].offset = offset_in(payload, len);
+    f->nmsgs++;
+}
+
+static void on_state(void *udata, int up)
+{
+}
+
+static void on_history(void *udata, int status, const ps_history *h);
+
+static void on_subscribed(void *udata, const char *channel)
+{
+    fixture *f = udata;
+    ps_history_policy p = {1000, 60};
+
+    assert_true(f->nsubscribed < 64);
+    snprintf(f->subscribed[f->nsubscribed], sizeof(f->subscribed[0]), "%s", channel);
+    if (f->read_on_subscribed)
+        f->read_rcs[f->nsubscribed] =
+            ps_bus_history(f->bus[0], channel, 0, MAX_RECORDS, &p, on_history, NULL);
+    f->nsubscribed++;
+}
+
+static void on_published(void *udata, int status, const ps_publish_result *res)
+{
+    fixture *f = current;
+    pub_record *p = &f->pubs[f->npubs++];
+
+    assert_true(f->npubs <= MAX_RECORDS);
+    p->bus = (int)(intptr_t)udata;
+    p->status = status;
+    p->has_res = res != NULL;
+    assert_true(!res || status == PS_OK);
+    if (res) {
+        p->offset = res->offset;
+        snprintf(p->epoch, sizeof(p->epoch), "%s", res->epoch);
+    }
+}
+
+static void on_history(void *udata, int status, const ps_history *h)
+{
+    fixture *f = current;
+    hist_record *r = &f->reads[f->nreads++];
+    size_t i;
+
+    assert_true(f->nreads <= 16);
+    assert_true((status == PS_OK) == (h != NULL));
+    r->status = status;
+    if (!h)
+        return;
+    assert_true(h->n <= MAX_RECORDS);
+    snprintf(r->epoch, sizeof(r->epoch), "%s", h->epoch);
+    r->top = h->top;
+    r->first = h->first;
+    r->n = h->n;
+    for (i = 0; i < h->n; i++) {
+        r->offsets[i] = h->entries[i].offset;
+        r->payloads[i] = strndup(h->entries[i].payload, h->entries[i].len);
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+}
+
+/* ---- fixture ------------------------------------------------------------ */
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    redisReply *r = sync_command(main_server.port, NULL, "FLUSHALL");
+
+    assert_non_null(r);
+    freeReplyObject(r);
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    uv_timer_init(&f->loop, &f->tick);
+    uv_timer_start(&f->tick, on_tick, 5, 5);
+    current = f;
+    *state = f;
+    return 0;
+}
+
+static void free_reads(fixture *f)
+{
+    int i;
+    size_t j;
+
+    for (i = 0; i < f->nreads; i++)
+        for (j = 0; j < f->reads[i].n; j++)
+            free(f->reads[i].payloads[j]);
+    f->nreads = 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    int i;
+
+    for (i = 0; i < f->nbus; i++)
+        ps_bus_stop(f->bus[i]);
+    uv_close((uv_handle_t *)&f->tick, NULL);
+    if (f->publisher_on)
+        uv_close((uv_handle_t *)&f->publisher, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    for (i = 0; i < f->nbus; i++)
+        ps_bus_destroy(f->bus[i]);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    for (i = 0; i < f->nmsgs; i++)
+        free(f->msgs[i].payload);
+    free_reads(f);
+    free(f);
+    kill_extra_servers();
+    return 0;
+}
+
+/* Turns the loop until pred holds or ms pass; returns pred's last value. */
+static int run_until(fixture *f, int (*pred)(fixture *), int ms)
+{
+    uint64_t deadline = uv_hrtime() + (uint64_t)ms * 1000000u;
+
+    while (!pred(f)) {
+        if (uv_hrtime() >= deadline)
+            return 0;
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    return 1;
+}
+
+static int never(fixture *f)
+{
+    return 0;
+}
+
+static int all_up(fixture *f)
+{
+    int i;
+
+    for (i = 0; i < f->nbus; i++)
+        if (!ps_bus_is_up(f->bus[i]))
+            return 0;
+    return 1;
+}
+
+static int got_pubs(fixture *f)
+{
+    return f->npubs >= f->want;
+}
+
+static int got_reads(fixture *f)
+{
+    return f->nreads >= f->want;
+}
+
+static int got_msgs(fixture *f)
+{
+    return f->nmsgs >= f->want;
+}
+
+static int got_subscribed(fixture *f)
+{
+    return f->nsubscribed >= f->want;
+}
+
+#define WAIT(f, pred, n)                                                                           \
+    do {                                                                                           \
+        (f)->want = (n);                                                                           \
+        if (!run_until((f), pred, WAIT_MS))                                                        \
+            fail_msg("%s: wanted %d", #pred, (n));                                                 \
+    } while (0)
+
+static void wait_up(fixture *f)
+{
+    if (!run_until(f, all_up, WAIT_MS))
+        fail_msg("bus not up: %s", ps_bus_last_error(f->bus[0]));
+}
+
+/* A new bus on port; bus 0 hears messages and confirmations. */
+static ps_bus *bus_add(fixture *f, int port)
+{
+    ps_bus_callbacks cb = {on_message, on_state, on_subscribed, f};
+    ps_redis_opts o;
+    ps_bus *b;
+
+    memset(&o, 0, sizeof(o));
+    snprintf(o.url.host, sizeof(o.url.host), "127.0.0.1");
+    o.url.port = port;
+    o.prefix = "wsgw:";
+    o.connect_timeout_ms = 1000;
+    o.backoff_min_ms = 10;
+    o.backoff_max_ms = 80;
+    if (f->nbus > 0) {
+        cb.on_message = on_message; /* required; these buses subscribe nothing */
+        cb.on_subscribed = NULL;
+    }
+    b = ps_redis_bus_new(&f->loop, &o, &cb);
+    assert_non_null(b);
+    assert_true(f->nbus < MAX_BUSES);
+    f->bus[f->nbus++] = b;
+    return b;
+}
+
+static int publish_h(fixture *f, int bus, const char *channel, const char *payload, uint32_t size,
+                     uint32_t ttl_s)
+{
+    ps_history_policy p = {size, ttl_s};
+
+    return ps_bus_publish(f->bus[bus], channel, payload, strlen(payload), &p, on_published,
+                          (void *)(intptr_t)bus);
+}
+
+static int read_h(fixture *f, const char *channel, int64_t since, size_t limit, uint32_t size,
+                  uint32_t ttl_s)
+{
+    ps_history_policy p = {size, ttl_s};
+
+    return ps_bus_history(f->bus[0], channel, since, limit, &p, on_history, NULL);
+}
+
+/* Publishes {"data":i} for i in from..to on bus 0 and waits for them. */
+static void publish_range(fixture *f, const char *channel, int from, int to, uint32_t size)
+{
+    char payload[32];
+    int i, before = f->npubs;
+
+    for (i = from; i <= to; i++) {
+        snprintf(payload, sizeof(payload), "{\"data\":%d}", i);
+        assert_int_equal(publish_h(f, 0, channel, payload, size, 60), PS_OK);
+    }
+    WAIT(f, got_pubs, before + (to - from + 1));
+}
+
+/* Reads and waits; returns the copy. */
+static hist_record *read_wait(fixture *f, const char *channel, int64_t since, size_t limit,
+                              uint32_t size, uint32_t ttl_s)
+{
+    int before = f->nreads;
+
+    assert_int_equal(read_h(f, channel, since, limit, size, ttl_s), PS_OK);
+    WAIT(f, got_reads, before + 1);
+    assert_int_equal(f->reads[before].status, PS_OK);
+    return &f->reads[before];
+}
+
+static void stored_text(char *out, size_t cap, int data, int64_t offset, const char *epoch)
+{
+    snprintf(out, cap, "{\"data\":%d,\"offset\":%lld,\"epoch\":\"%s\"}", data, (long long)offset,
+             epoch);
+}
+
+static long long sync_integer(int port, const char *fmt, const char *arg)
+{
+    redisReply *r = sync_command(port, NULL, fmt, arg);
+    long long n;
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    n = r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+static void offsets_in_order_and_reads(void **state)
+{
+    fixture *f = *state;
+    char want[128];
+    hist_record *h;
+    int i;
+
+    bus_add(f, main_server.port);
+    assert_int_equal(ps_bus_subscribe(f->bus[0], "job:1"), PS_OK);
+    wait_up(f);
+    WAIT(f, got_subscribed, 1);
+    publish_range(f, "job:1", 1, 5, 10);
+    /* Offsets 1..5 in order, one epoch of 16 [A-Za-z0-9]. */
+    assert_int_equal(strlen(f->pubs[0].epoch), 16);
+    assert_int_equal(strspn(f->pubs[0].epoch, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                              "0123456789"),
+                     16);
+    for (i = 0; i < 5; i++) {
+        assert_int_equal(f->pubs[i].status, PS_OK);
+        assert_true(f->pubs[i].has_res);
+        assert_int_equal(f->pubs[i].offset, i + 1);
+        assert_string_equal(f->pubs[i].epoch, f->pubs[0].epoch);
+    }
+    /* Heard live with offset and epoch in the envelope. */
+    WAIT(f, got_msgs, 5);
+    for (i = 0; i < 5; i++) {
+        stored_text(want, sizeof(want), i + 1, i + 1, f->pubs[0].epoch);
+        assert_string_equal(f->msgs[i].payload, want);
+    }
+
+    /* since 2: 3..5, each equal to what was heard live. */
+    h = read_wait(f, "job:1", 2, 100, 10, 60);
+    assert_string_equal(h->epoch, f->pubs[0].epoch);
+    assert_int_equal(h->top, 5);
+    assert_int_equal(h->first, 1);
+    assert_int_equal(h->n, 3);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(h->offsets[i], i + 3);
+        assert_string_equal(h->payloads[i], f->msgs[i + 2].payload);
+    }
+    /* limit, latest only, nothing past the top, position only. */
+    h = read_wait(f, "job:1", 0, 2, 10, 60);
+    assert_int_equal(h->n, 2);
+    assert_int_equal(h->offsets[0], 1);
+    assert_int_equal(h->offsets[1], 2);
+    h = read_wait(f, "job:1", -1, 100, 10, 60);
+    assert_int_equal(h->n, 1);
+    assert_int_equal(h->offsets[0], 5);
+    assert_string_equal(h->payloads[0], f->msgs[4].payload);
+    h = read_wait(f, "job:1", 5, 100, 10, 60);
+    assert_int_equal(h->n, 0);
+    assert_int_equal(h->top, 5);
+    h = read_wait(f, "job:1", 0, 0, 10, 60);
+    assert_int_equal(h->n, 0);
+    assert_int_equal(h->first, 1);
+    assert_int_equal(f->bus[0]->stats.history_reads, 5);
+    assert_int_equal(f->bus[0]->stats.publishes, 5);
+}
+
+static void trimmed_to_size(void **state)
+{
+    fixture *f = *state;
+    hist_record *h;
+
+    bus_add(f, main_server.port);
+    wait_up(f);
+    publish_range(f, "job:2", 1, 7, 3);
+    h = read_wait(f, "job:2", 0, 100, 3, 60);
+    assert_int_equal(h->top, 7);
+    assert_int_equal(h->first, 5);
+    assert_int_equal(h->n, 3);
+    assert_int_equal(h->offsets[0], 5);
+    assert_int_equal(sync_integer(main_server.port, "XLEN %s", "wsgw:h:{job:2}"), 3);
+    /* A smaller size takes effect with the next publish. */
+    publish_range(f, "job:2", 8, 8, 1);
+    h = read_wait(f, "job:2", 0, 100, 1, 60);
+    assert_int_equal(h->first, 8);
+    assert_int_equal(h->n, 1);
+}
+
+static void ttl_on_both_keys(void **state)
+{
+    fixture *f = *state;
+    long long ms;
+
+    bus_add(f, main_server.port);
+    wait_up(f);
+    publish_range(f, "job:3", 1, 2, 10); /* ttl 60 */
+    ms = sync_integer(main_server.port, "PTTL %s", "wsgw:m:{job:3}");
+    assert_true(ms > 55000 && ms <= 60000);
+    ms = sync_integer(main_server.port, "PTTL %s", "wsgw:h:{job:3}");
+    assert_true(ms > 55000 && ms <= 60000);
+    /* A read creating the epoch sets the TTL on the meta; no stream yet. */
+    read_wait(f, "job:4", 0, 10, 10, 30);
+    ms = sync_integer(main_server.port, "PTTL %s", "wsgw:m:{job:4}");
+    assert_true(ms > 25000 && ms <= 30000);
+    assert_int_equal(sync_integer(main_server.port, "EXISTS %s", "wsgw:h:{job:4}"), 0);
+    /* A read does not extend an existing history. */
+    read_wait(f, "job:3", 0, 10, 10, 3600);
+    ms = sync_integer(main_server.port, "PTTL %s", "wsgw:m:{job:3}");
+    assert_true(ms <= 60000);
+}
+
+static void read_creates_the_epoch_of_the_next_publish(void **state)
+{
+    fixture *f = *state;
+    char epoch[PS_EPOCH_MAX + 1];
+    hist_record *h;
+
+    bus_add(f, main_server.port);
+    wait_up(f);
+    h = read_wait(f, "fresh", 0, 10, 10, 60);
+    assert_int_equal(h->top, 0);
+    assert_int_equal(h->first, 0);
+    assert_int_equal(h->n, 0);
+    assert_int_equal(strlen(h->epoch), 16);
+    snprintf(epoch, sizeof(epoch), "%s", h->epoch);
+    h = read_wait(f, "fresh", 0, 10, 10, 60); /* stable */
+    assert_string_equal(h->epoch, epoch);
+    publish_range(f, "fresh", 1, 1, 10);
+    assert_string_equal(f->pubs[0].epoch, epoch);
+    assert_int_equal(f->pubs[0].offset, 1);
+}
+
+static void flushall_gives_a_new_epoch(void **state)
+{
+    fixture *f = *state;
+    char epoch[PS_EPOCH_MAX + 1];
+    redisReply *r;
+    hist_record *h;
+
+    bus_add(f, main_server.port);
+    wait_up(f);
+    publish_range(f, "job:5", 1, 3, 10);
+    snprintf(epoch, sizeof(epoch), "%s", f->pubs[2].epoch);
+    r = sync_command(main_server.port, NULL, "FLUSHALL");
+    freeReplyObject(r);
+    h = read_wait(f, "job:5", 0, 10, 10, 60);
+    assert_string_not_equal(h->epoch, epoch);
+    assert_int_equal(h->top, 0);
+    assert_int_equal(h->n, 0);
+    publish_range(f, "job:5", 4, 4, 10);
+    assert_int_equal(f->pubs[3].offset, 1);
+    assert_string_equal(f->pubs[3].epoch, h->epoch);
+
+    /* And straight to a publish, without a read first. */
+    snprintf(epoch, sizeof(epoch), "%s", f->pubs[3].epoch);
+    r = sync_command(main_server.port, NULL, "FLUSHALL");
+    freeReplyObject(r);
+    publish_range(f, "job:5", 5, 5, 10);
+    assert_int_equal(f->pubs[4].offset, 1);
+    assert_string_not_equal(f->pubs[4].epoch, epoch);
+}
+
+static long long script_loads(void)
+{
+    redisReply *r = sync_command(main_server.port, NULL, "INFO commandstats");
+    const char *at;
+    long long n = -1;
+
+    assert_non_null(r);
+    at = strstr(r->str, "cmdstat_script|load:calls=");
+    if (at)
+        n = atoll(at + strlen("cmdstat_script|load:calls="));
+    freeReplyObject(r);
+    return n;
+}
+
+/* SCRIPT FLUSH under a running bus: every command that meets NOSCRIPT
+ * reloads and is resent once, and each completes once. */
+static void script_flush_reloads(void **state)
+{
+    fixture *f = *state;
+    redisReply *r;
+    long long loads;
+    int i;
+
+    bus_add(f, main_server.port);
+    wait_up(f);
+    publish_range(f, "job:6", 1, 1, 10);
+    r = sync_command(main_server.port, NULL, "SCRIPT FLUSH");
+    freeReplyObject(r);
+    loads = script_loads();
+    publish_range(f, "job:6", 2, 6, 10); /* five in one pipeline */
+    for (i = 1; i < 6; i++) {
+        assert_int_equal(f->pubs[i].status, PS_OK);
+        assert_int_equal(f->pubs[i].offset, i + 1);
+    }
+    assert_true(script_loads() > loads);
+    r = sync_command(main_server.port, NULL, "SCRIPT FLUSH");
+    freeReplyObject(r);
+    assert_int_equal(read_wait(f, "job:6", 0, 10, 10, 60)->n, 6);
+    run_until(f, never, 50);
+    assert_int_equal(f->npubs, 6); /* once each */
+    assert_int_equal(f->nreads, 1);
+    assert_int_equal(f->bus[0]->stats.publishes, 6);
+    assert_int_equal(f->bus[0]->stats.publish_errors, 0);
+    assert_int_equal(f->bus[0]->stats.history_reads, 1);
+}
+
+static int by_offset(const void *a, const void *b)
+{
+    int64_t x = ((const pub_record *)a)->offset, y = ((const pub_record *)b)->offset;
+
+    return (x > y) - (x < y);
+}
+
+/* Four gateway processes publishing to one channel at once: the offsets
+ * are unique and contiguous, one epoch, and a subscriber hears them in
+ * offset order. */
+static void concurrent_publishers(void **state)
+{
+    fixture *f = *state;
+    char payload[32];
+    int i, b;
+
+    for (b = 0; b < 4; b++)
+        bus_add(f, main_server.port);
+    ps_bus_subscribe(f->bus[0], "room");
+    wait_up(f);
+    WAIT(f, got_subscribed, 1);
+    for (i = 0; i < 50; i++)
+        for (b = 0; b < 4; b++) {
+            snprintf(payload, sizeof(payload), "{\"data\":%d}", b * 1000 + i);
+            assert_int_equal(publish_h(f, b, "room", payload, 500, 60), PS_OK);
+        }
+    WAIT(f, got_pubs, 200);
+    WAIT(f, got_msgs, 200);
+    qsort(f->pubs, 200, sizeof(f->pubs[0]), by_offset);
+    for (i = 0; i < 200; i++) {
+        assert_int_equal(f->pubs[i].status, PS_OK);
+        assert_int_equal(f->pubs[i].offset, i + 1);
+        assert_string_equal(f->pubs[i].epoch, f->pubs[0].epoch);
+        assert_int_equal(f->msgs[i].offset, i + 1);
+    }
+    assert_int_equal(read_wait(f, "room", 0, 1000, 500, 60)->n, 200);
+}
+
+static void refused_and_odd(void **state)
+{
+    fixture *f = *state;
+    ps_history_policy off = {0, 0}, no_ttl = {10, 0};
+    redisReply *r;
+    char want[128];
+
+    bus_add(f, main_server.port);
+    ps_bus_subscribe(f->bus[0], "odd");
+    wait_up(f);
+    WAIT(f, got_subscribed, 1);
+    /* Shapes refused at once. */
+    assert_int_equal(publish_h(f, 0, "odd", "[1]", 10, 60), PS_EINVAL);
+    assert_int_equal(publish_h(f, 0, "odd", "{\"data\":1", 10, 60), PS_EINVAL);
+    assert_int_equal(ps_bus_publish(f->bus[0], "odd", "{}", 2, &no_ttl, NULL, NULL), PS_EINVAL);
+    assert_int_equal(ps_bus_history(f->bus[0], "odd", 0, 1, &off, on_history, NULL), PS_EINVAL);
+    /* An empty object gets no comma. */
+    assert_int_equal(publish_h(f, 0, "odd", "{}", 10, 60), PS_OK);
+    WAIT(f, got_msgs, 1);
+    WAIT(f, got_pubs, 1);
+    snprintf(want, sizeof(want), "{\"offset\":1,\"epoch\":\"%s\"}", f->pubs[0].epoch);
+    assert_string_equal(f->msgs[0].payload, want);
+    /* size 0: a plain PUBLISH, no result. */
+    assert_int_equal(ps_bus_publish(f->bus[0], "odd", "raw", 3, &off, on_published, NULL), PS_OK);
+    WAIT(f, got_pubs, 2);
+    assert_int_equal(f->pubs[1].status, PS_OK);
+    assert_false(f->pubs[1].has_res);
+    WAIT(f, got_msgs, 2);
+    assert_string_equal(f->msgs[1].payload, "raw");
+
+    /* A meta key of the wrong type: Redis refuses, PS_EINVAL, bus up. */
+    r = sync_command(main_server.port, NULL, "SET %s %s", "wsgw:m:{odd2}", "x");
+    freeReplyObject(r);
+    assert_int_equal(publish_h(f, 0, "odd2", "{}", 10, 60), PS_OK);
+    WAIT(f, got_pubs, 3);
+    assert_int_equal(f->pubs[2].status, PS_EINVAL);
+    assert_non_null(strstr(ps_bus_last_error(f->bus[0]), "WRONGTYPE"));
+    assert_int_equal(ps_bus_is_up(f->bus[0]), 1);
+    /* A meta with a malformed epoch is replaced, never published. */
+    r = sync_command(main_server.port, NULL, "HSET %s epoch %s top 7", "wsgw:m:{odd3}", "no way");
+    freeReplyObject(r);
+    assert_int_equal(publish_h(f, 0, "odd3", "{}", 10, 60), PS_OK);
+    WAIT(f, got_pubs, 4);
+    assert_int_equal(f->pubs[3].status, PS_OK);
+    assert_int_equal(f->pubs[3].offset, 1);
+    assert_int_equal(strlen(f->pubs[3].epoch), 16);
+}
+
+/* Reads fail at once while down, with PS_EUNAVAILABLE when the link drops
+ * under them and with PS_ECLOSED inside stop. */
+static void reads_on_drop_and_stop(void **state)
+{
+    fixture *f = *state;
+    server *s = extra_server();
+    int port = free_port();
+
+    server_start(s, port, NULL, NULL);
+    bus_add(f, port);
+    wait_up(f);
+    server_freeze(s);
+    assert_int_equal(read_h(f, "j", 0, 10, 10, 60), PS_OK);
+    assert_int_equal(read_h(f, "j", 0, 10, 10, 60), PS_OK);
+    run_until(f, never, 50);
+    assert_int_equal(f->nreads, 0);
+    server_kill(s);
+    WAIT(f, got_reads, 2);
+    assert_int_equal(f->reads[0].status, PS_EUNAVAILABLE);
+    assert_int_equal(f->reads[1].status, PS_EUNAVAILABLE);
+    assert_int_equal(f->bus[0]->stats.history_errors, 2);
+    run_until(f, never, 30);
+    assert_int_equal(read_h(f, "j", 0, 10, 10, 60), PS_EUNAVAILABLE);
+
+    server_start(s, port, NULL, NULL);
+    wait_up(f);
+    server_freeze(s);
+    assert_int_equal(read_h(f, "j", 0, 10, 10, 60), PS_OK);
+    assert_int_equal(publish_h(f, 0, "j", "{}", 10, 60), PS_OK);
+    run_until(f, never, 50);
+    ps_bus_stop(f->bus[0]);
+    assert_int_equal(f->nreads, 3); /* inside stop */
+    assert_int_equal(f->reads[2].status, PS_ECLOSED);
+    assert_int_equal(f->npubs, 1);
+    assert_int_equal(f->pubs[0].status, PS_ECLOSED);
+    assert_int_equal(read_h(f, "j", 0, 10, 10, 60), PS_ECLOSED);
+}
+
+static int in_list(const fixture *f, const char *channel)
+{
+    int i, n = 0;
+
+    for (i = 0; i < f->nsubscribed; i++)
+        n += strcmp(f->subscribed[i], channel) == 0;
+    return n;
+}
+
+/* on_subscribed: once Redis confirmed, once per effective subscribe, and
+ * for every channel after a reconnect; a read started from it is accepted. */
+static void subscribed_and_resubscribed(void **state)
+{
+    fixture *f = *state;
+    server *s = extra_server();
+    int port = free_port(), i;
+    redisReply *r;
+
+    server_start(s, port, NULL, NULL);
+    bus_add(f, port);
+    f->read_on_subscribed = 1;
+    ps_bus_subscribe(f->bus[0], "a");
+    wait_up(f);
+    WAIT(f, got_subscribed, 1);
+    assert_string_equal(f->subscribed[0], "a");
+    r = sync_command(port, NULL, "PUBSUB NUMSUB %s", "wsgw:a");
+    assert_int_equal(r->element[1]->integer, 1); /* Redis has it by then */
+    freeReplyObject(r);
+    assert_int_equal(ps_bus_subscribe(f->bus[0], "a"), PS_OK); /* wanted already: no call */
+    /* Churn in one turn: b once, c never. */
+    ps_bus_subscribe(f->bus[0], "b");
+    ps_bus_unsubscribe(f->bus[0], "b");
+    ps_bus_subscribe(f->bus[0], "b");
+    ps_bus_subscribe(f->bus[0], "c");
+    ps_bus_unsubscribe(f->bus[0], "c");
+    ps_bus_subscribe(f->bus[0], "d");
+    WAIT(f, got_subscribed, 3);
+    run_until(f, never, 100);
+    assert_int_equal(f->nsubscribed, 3);
+    assert_int_equal(in_list(f, "b"), 1);
+    assert_int_equal(in_list(f, "c"), 0);
+    assert_int_equal(in_list(f, "d"), 1);
+
+    /* Restart: a, b, d again, each once, each able to read. */
+    server_kill(s);
+    run_until(f, never, 100);
+    server_start(s, port, NULL, NULL);
+    wait_up(f);
+    WAIT(f, got_subscribed, 6);
+    run_until(f, never, 100);
+    assert_int_equal(f->nsubscribed, 6);
+    assert_int_equal(in_list(f, "a"), 2);
+    assert_int_equal(in_list(f, "b"), 2);
+    assert_int_equal(in_list(f, "d"), 2);
+    for (i = 0; i < 6; i++)
+        assert_int_equal(f->read_rcs[i], PS_OK);
+    WAIT(f, got_reads, 6);
+    for (i = 0; i < 6; i++)
+        assert_int_equal(f->reads[i].status, PS_OK);
+}
+
+/* The command link down while the subscriber link is up (an ACL user that
+ * may not SCRIPT LOAD, the cmd handshake fails): confirmations wait, and
+ * come once the command link is up, so that the reads started from them are
+ * accepted; a channel unsubscribed meanwhile never speaks. */
+static void confirmations_wait_for_the_command_link(void **state)
+{
+    fixture *f = *state;
+    const char *const extra[] = {"--user", "carl",  "on",           ">pw", "~*",
+                                 "&*",     "+@all", "-script|load", NULL};
+    server *s = extra_server();
+    ps_bus_callbacks cb = {on_message, on_state, on_subscribed, f};
+    ps_redis_opts o;
+    redisReply *r;
+
+    server_start(s, free_port(), NULL, extra);
+    memset(&o, 0, sizeof(o));
+    assert_int_equal(ps_redis_url_parse("redis://carl:pw@127.0.0.1", &o.url), PS_OK);
+    o.url.port = s->port;
+    o.backoff_min_ms = 10;
+    o.backoff_max_ms = 40;
+    f->bus[f->nbus++] = ps_redis_bus_new(&f->loop, &o, &cb);
+    assert_non_null(f->bus[0]);
+    f->read_on_subscribed = 1;
+    ps_bus_subscribe(f->bus[0], "x");
+    ps_bus_subscribe(f->bus[0], "y");
+    run_until(f, never, 300);
+    r = sync_command(s->port, NULL, "PUBSUB NUMSUB %s %s", "wsgw:x", "wsgw:y");
+    assert_int_equal(r->element[1]->integer, 1); /* the sub link did subscribe */
+    assert_int_equal(r->element[3]->integer, 1);
+    freeReplyObject(r);
+    assert_int_equal(f->nsubscribed, 0);
+    assert_int_equal(ps_bus_is_up(f->bus[0]), 0);
+    assert_non_null(strstr(ps_bus_last_error(f->bus[0]), "NOPERM"));
+    ps_bus_unsubscribe(f->bus[0], "y");
+
+    r = sync_command(s->port, NULL, "ACL SETUSER carl +script|load");
+    freeReplyObject(r);
+    wait_up(f);
+    WAIT(f, got_subscribed, 1);
+    run_until(f, never, 50);
+    assert_int_equal(f->nsubscribed, 1);
+    assert_string_equal(f->subscribed[0], "x");
+    assert_int_equal(f->read_rcs[0], PS_OK);
+    WAIT(f, got_reads, 1);
+    assert_int_equal(f->reads[0].status, PS_OK);
+}
+
+/* The recovery promise end to end: while another process publishes
+ * steadily, bus 0 subscribes and reads from on_subscribed; what the read
+ * returned plus what arrived live covers every offset, with no gap. */
+static struct {
+    int sent, total, subscribe_at;
+} stream;
+
+static void on_publisher_tick(uv_timer_t *t)
+{
+    fixture *f = t->data;
+    char payload[32];
+    int i;
+
+    for (i = 0; i < 5 && stream.sent < stream.total; i++, stream.sent++) {
+        snprintf(payload, sizeof(payload), "{\"data\":%d}", stream.sent);
+        assert_int_equal(publish_h(f, 1, "live", payload, 1000, 60), PS_OK);
+    }
+    if (stream.sent >= stream.subscribe_at && !ps_bus_subscribe(f->bus[0], "live"))
+        stream.subscribe_at = stream.total + 1; /* once */
+}
+
+static void read_plus_live_misses_nothing(void **state)
+{
+    fixture *f = *state;
+    ps_merge_item stored[MAX_RECORDS], live[MAX_RECORDS], out[2 * MAX_RECORDS];
+    size_t n, i;
+    int gap;
+
+    bus_add(f, main_server.port);
+    bus_add(f, main_server.port);
+    f->read_on_subscribed = 1;
+    wait_up(f);
+    stream.sent = 0;
+    stream.total = 400;
+    stream.subscribe_at = 150;
+    uv_timer_init(&f->loop, &f->publisher);
+    f->publisher_on = 1;
+    f->publisher.data = f;
+    uv_timer_start(&f->publisher, on_publisher_tick, 1, 1);
+    WAIT(f, got_pubs, 400);
+    uv_timer_stop(&f->publisher);
+    WAIT(f, got_reads, 1);
+    assert_int_equal(f->read_rcs[0], PS_OK);
+    assert_int_equal(f->reads[0].status, PS_OK);
+    /* The last message live marks the end of the stream. */
+    while (f->nmsgs == 0 || f->msgs[f->nmsgs - 1].offset != 400) {
+        f->want = f->nmsgs + 1;
+        if (!run_until(f, got_msgs, WAIT_MS))
+            fail_msg("the last message never arrived live");
+    }
+    for (i = 0; i < f->reads[0].n; i++)
+        stored[i] = (ps_merge_item){f->reads[0].offsets[i], NULL};
+    for (i = 0; i < (size_t)f->nmsgs; i++)
+        live[i] = (ps_merge_item){f->msgs[i].offset, NULL};
+    n = ps_merge(0, stored, f->reads[0].n, live, (size_t)f->nmsgs, out, &gap);
+    assert_int_equal(gap, 0);
+    assert_int_equal(n, 400);
+    /* Subscribed mid-stream: the read had the start, live the rest. */
+    assert_true(f->reads[0].n > 0);
+    assert_true(f->msgs[0].offset > 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(offsets_in_order_and_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(trimmed_to_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(ttl_on_both_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(read_creates_the_epoch_of_the_next_publish, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(flushall_gives_a_new_epoch, setup, teardown),
+        cmocka_unit_test_setup_teardown(script_flush_reloads, setup, teardown),
+        cmocka_unit_test_setup_teardown(concurrent_publishers, setup, teardown),
+        cmocka_unit_test_setup_teardown(refused_and_odd, setup, teardown),
+        cmocka_unit_test_setup_teardown(reads_on_drop_and_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(subscribed_and_resubscribed, setup, teardown),
+        cmocka_unit_test_setup_teardown(confirmations_wait_for_the_command_link, setup, teardown),
+        cmocka_unit_test_setup_teardown(read_plus_live_misses_nothing, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, servers_setup, servers_teardown);
+}
