@@ -46,6 +46,7 @@ typedef struct gw_channel {
     int64_t last;                  /* last offset delivered live; 0: none yet */
     char epoch[PS_EPOCH_MAX + 1];
     int filling;                   /* a gap fill is in flight */
+    int refill;                    /* a fill failed on the link: retry when the bus is up */
     uint64_t fill_token;
     held_list held;                /* live messages held back during the fill */
 } gw_channel;
@@ -389,7 +390,7 @@ static int channel_admit(gw_server *s, const char *channel, gw_channel *ch, int6
                          const char *epoch, ps_frame *frame)
 {
     int same_epoch = strcmp(ch->epoch, epoch) == 0;
-    if (ch->filling) {
+    if (ch->filling || ch->refill) {
         if (held_push(&ch->held, offset, frame, held_max(s)) < 0)
             gw_warn("fill_overflow", NULL, "dropped a message on %s during a gap fill", channel);
         return 0;
@@ -679,7 +680,15 @@ static void on_fill(void *udata, int status, const ps_history *h)
         free(r);
         return;
     }
-    ok = status == PS_OK && strcmp(h->epoch, ch->epoch) == 0 && h->top >= ch->last &&
+    if (status != PS_OK) {
+        /* The link failed, not the history: keep holding and read again once
+         * the bus is back (gw_channels_on_bus_up). */
+        ch->filling = 0;
+        ch->refill = 1;
+        free(r);
+        return;
+    }
+    ok = strcmp(h->epoch, ch->epoch) == 0 && h->top >= ch->last &&
          (h->top == ch->last || (h->first && h->first <= ch->last + 1)) &&
          h->top - ch->last <= s->cfg->recovery_max && fill_deliver(s, r->channel, ch, h) == 0;
     ch->filling = 0;
@@ -701,7 +710,11 @@ static void start_fill(gw_server *s, const char *channel, gw_channel *ch)
     rc = r ? ps_bus_history(s->bus, channel, ch->last, (size_t)s->cfg->recovery_max + 1, &p,
                             on_fill, r)
            : PS_ENOMEM;
-    if (rc != PS_OK) {
+    if (rc == PS_EUNAVAILABLE) {
+        free(r);
+        ch->filling = 0;
+        ch->refill = 1;
+    } else if (rc != PS_OK) {
         free(r);
         ch->filling = 0;
         held_clear(&ch->held);
@@ -742,6 +755,21 @@ void gw_channels_on_subscribed(void *udata, const char *channel)
     ch = channel_of(s, channel);
     if (reconnect && ch && ch->ns && ch->last && !ch->filling)
         start_fill(s, channel, ch);
+}
+
+static void refill(void *arg, const char *channel)
+{
+    gw_server *s = arg;
+    gw_channel *ch = channel_of(s, channel);
+    if (ch && ch->refill && !ch->filling) {
+        ch->refill = 0;
+        start_fill(s, channel, ch);
+    }
+}
+
+void gw_channels_on_bus_up(gw_server *s)
+{
+    ps_subs_foreach_channel(s->subs, refill, s);
 }
 
 static void deactivate(void *arg, const char *channel)

@@ -38,6 +38,8 @@ void gw_channels_remove_conn(gw_server *s, gw_conn *c);
 /* Bus callbacks (udata is the gw_server). */
 void gw_channels_on_message(void *udata, const char *channel, const char *payload, size_t len);
 void gw_channels_on_subscribed(void *udata, const char *channel);
+/* The bus is up again: fills that failed on the link are retried. */
+void gw_channels_on_bus_up(gw_server *s);
 /* The bus went down: every channel waits for its next confirmation. */
 void gw_channels_on_bus_down(gw_server *s);
 

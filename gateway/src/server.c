@@ -55,7 +55,9 @@ static void on_bus_state(void *udata, int up)
     if (s->bus_up == up)
         return;
     s->bus_up = up;
-    if (!up)
+    if (up)
+        gw_channels_on_bus_up(s);
+    else
         gw_channels_on_bus_down(s);
     if (up)
         gw_info("bus_up", NULL, "message bus connected; %zu channels subscribed",

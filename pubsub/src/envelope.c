@@ -22,7 +22,7 @@
 #include "pubsub/pubsub.h"
 
 #define SUB_MAX 128  /* the protocol's limit on a user id */
-#define EPOCH_MAX 64 /* the header's limit on an epoch */
+#define EPOCH_MAX PS_EPOCH_MAX /* what history gives out; longer ones are refused */
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
 
 /* ------------------------------------------------------------ output buffer */

@@ -116,12 +116,12 @@ static void limits_of_from_and_epoch(void **state)
 
     memset(from, 'a', 128);
     from[128] = '\0';
-    memset(epoch, 'E', 64);
-    epoch[64] = '\0';
+    memset(epoch, 'E', PS_EPOCH_MAX);
+    epoch[PS_EPOCH_MAX] = '\0';
     snprintf(text, sizeof(text), "{\"data\":0,\"from\":\"%s\",\"epoch\":\"%s\"}", from, epoch);
     assert_int_equal(parse(text, &env), PS_OK);
     assert_int_equal(strlen(env.from), 128);
-    assert_int_equal(strlen(env.epoch), 64);
+    assert_int_equal(strlen(env.epoch), PS_EPOCH_MAX);
     ps_envelope_clear(&env);
 
     snprintf(text, sizeof(text), "{\"data\":0,\"from\":\"%sa\"}", from);

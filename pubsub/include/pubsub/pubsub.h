@@ -89,7 +89,7 @@ typedef struct ps_envelope {
 
 /* Parses `payload` (len bytes, not NUL terminated) as an envelope: a JSON
  * object with "data"; "from" a valid sub when present; "offset" a
- * non-negative integer and "epoch" a string of 1..64 [A-Za-z0-9_-] when present.
+ * non-negative integer and "epoch" a string of 1..PS_EPOCH_MAX [A-Za-z0-9_-] when present.
  * Duplicate keys are refused. Returns PS_OK or PS_EENVELOPE (env cleared). */
 int ps_envelope_parse(const char *payload, size_t len, ps_envelope *env);
 void ps_envelope_clear(ps_envelope *env);
