@@ -31,6 +31,7 @@ typedef enum gw_conn_state {
 #define GW_CONN_ID_LEN 32
 #define GW_QUEUE_MAX_FRAMES 4096          /* bound by count ... */
 #define GW_QUEUE_MAX_BYTES (1024 * 1024)  /* ... and by bytes; past either: 4008 */
+#define GW_COALESCE_BYTES (64 * 1024)     /* most bytes of queued frames sent in one write */
 
 struct gw_conn {
     struct lws *wsi;

@@ -31,6 +31,9 @@ typedef struct gw_counters {
     uint64_t bad_envelopes;
     uint64_t client_publishes;
     uint64_t slow_drops;
+    uint64_t writes;           /* lws_write calls for client frames */
+    uint64_t bytes_out;        /* bytes of client frames written */
+    uint64_t coalesced_frames; /* frames that went out several to a write */
 } gw_counters;
 
 typedef struct gw_server {
