@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "timers.h"
 
 /* lws's private opcode for a close frame. lws-write.h leaves it out
  * ("handled by lws_close_reason()"), but ops-ws.c maps 4 to a close frame. */
@@ -96,8 +97,7 @@ void gw_conn_close(gw_conn *c, int code, const char *reason)
     c->close_code = code;
     snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
     queue_clear(c);
-    lws_sul_cancel(&c->auth_sul);
-    lws_sul_cancel(&c->exp_sul);
+    gw_timers_authed(c->srv, c);
     gw_debug("conn_closing", c->id, "code %d: %s", code, reason);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_FLUSH_SECONDS);
     lws_callback_on_writable(c->wsi);
@@ -194,6 +194,17 @@ int gw_conn_on_writable(gw_conn *c)
     int rc;
     if (c->state == GW_CONN_CLOSING)
         return send_close(c);
+    if (c->ping_state == GW_PING_DUE) {
+        /* Keepalive (timers.c). The PING takes this WRITEABLE; queued
+         * frames follow at the next. */
+        unsigned char ping[LWS_PRE];
+        c->ping_state = GW_PING_SENT;
+        if (lws_write(c->wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+            return -1;
+        if (c->q_count)
+            lws_callback_on_writable(c->wsi);
+        return 0;
+    }
     if (c->q_count == 0)
         return 0;
     /* One lws_write per WRITEABLE: lws keeps what the kernel did not take and
@@ -237,7 +248,6 @@ void gw_conn_release(gw_conn *c)
     c->q = NULL;
     c->q_cap = 0;
     gw_conn_rx_reset(c);
-    lws_sul_cancel(&c->auth_sul);
-    lws_sul_cancel(&c->exp_sul);
+    gw_timers_authed(c->srv, c);
     auth_claims_free(&c->claims);
 }

@@ -28,6 +28,10 @@ typedef enum gw_conn_state {
     GW_CONN_CLOSING, /* close frame pending; input ignored */
 } gw_conn_state;
 
+/* Keepalive of a silent connection: a PING is due at the next WRITEABLE,
+ * then sent; anything received resets it to IDLE. */
+enum { GW_PING_IDLE, GW_PING_DUE, GW_PING_SENT };
+
 #define GW_CONN_ID_LEN 32
 #define GW_QUEUE_MAX_FRAMES 4096          /* bound by count ... */
 #define GW_QUEUE_MAX_BYTES (1024 * 1024)  /* ... and by bytes; past either: 4008 */
@@ -41,8 +45,10 @@ struct gw_conn {
     gw_conn_state state;
     int registered;                   /* in srv->conns */
     auth_claims claims;               /* valid once OPEN */
-    lws_sorted_usec_list_t auth_sul;  /* auth timeout */
-    lws_sorted_usec_list_t exp_sul;   /* connection token expiry */
+    uint64_t auth_deadline_ms;        /* AUTHING: 4002 at this loop time (timers.c) */
+    gw_conn *auth_prev, *auth_next;   /* AUTHING: the auth FIFO (timers.c) */
+    uint64_t last_seen_ms;            /* loop time anything last arrived */
+    int ping_state;                   /* GW_PING_*: keepalive (timers.c) */
     char *rx;                         /* reassembly of a fragmented message */
     size_t rx_len;
     ps_frame **q;                     /* ring of frames to send */
@@ -64,7 +70,7 @@ int gw_conn_send_owned(gw_conn *c, ps_frame *f);
 void gw_conn_close(gw_conn *c, int code, const char *reason);
 /* WRITEABLE: sends one frame or the close. Returns -1 when lws must close. */
 int gw_conn_on_writable(gw_conn *c);
-/* Releases what the conn holds (queue, rx buffer, claims, timers). Called
+/* Releases what the conn holds (queue, rx buffer, claims). Called
  * from LWS_CALLBACK_CLOSED; lws frees the struct itself afterwards. */
 void gw_conn_release(gw_conn *c);
 /* Appends received bytes to the reassembly buffer. Returns 0 or -1 (OOM). */

@@ -50,6 +50,11 @@ typedef struct gw_server {
     ps_bus *bus;
     ps_subs *subs;
     gw_conn *conns;             /* uthash by serial: live WebSocket connections */
+    gw_conn *authing_head;      /* the auth FIFO, oldest first (timers.c) */
+    gw_conn *authing_tail;
+    uv_timer_t auth_timer;      /* follows authing_head's deadline */
+    uv_timer_t tick;            /* 1 s: token expiry and keepalive */
+    int timers_started;
     uint64_t next_serial;
     uint64_t next_token;        /* matches history reads to what asked for them */
     char id_prefix[12];         /* random per process: connection ids stay unique */

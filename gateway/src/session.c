@@ -21,6 +21,7 @@
 #include "http.h"
 #include "log.h"
 #include "protocol.h"
+#include "timers.h"
 
 /* A publish on its way to the bus. It names the connection by serial, not by
  * pointer, because the connection may close before the bus answers. */
@@ -50,33 +51,6 @@ static void reply_error(gw_conn *c, const gw_cmd *cmd, const char *code, const c
 static void reply_simple(gw_conn *c, const gw_cmd *cmd, const char *type, const char *channel)
 {
     gw_conn_send_owned(c, gw_reply_simple(type, cmd->has_id, cmd->id, channel, LWS_PRE));
-}
-
-/* ------------------------------------------------------------ timers */
-
-static void on_auth_timeout(lws_sorted_usec_list_t *sul)
-{
-    gw_conn *c = lws_container_of(sul, gw_conn, auth_sul);
-    gw_info("auth_timeout", c->id, NULL);
-    c->srv->counters.auth_failed++;
-    gw_conn_close(c, 4002, "auth timeout");
-}
-
-static void on_token_expired(lws_sorted_usec_list_t *sul)
-{
-    gw_conn *c = lws_container_of(sul, gw_conn, exp_sul);
-    gw_info("token_expired", c->id, "user %s", c->claims.sub);
-    gw_conn_close(c, 4003, "token expired");
-}
-
-/* The session ends when exp passes, with the same leeway the verifier gave. */
-static void schedule_expiry(gw_conn *c)
-{
-    int64_t left = c->claims.exp + c->srv->cfg->jwt_leeway_seconds - now_s();
-    if (left < 0)
-        left = 0;
-    lws_sul_schedule(c->srv->ctx, 0, &c->exp_sul, on_token_expired,
-                     (lws_usec_t)left * LWS_USEC_PER_SEC + 1);
 }
 
 /* ------------------------------------------------------------ auth phase */
@@ -111,8 +85,7 @@ static void handle_auth(gw_conn *c, const char *buf, size_t len)
     }
     c->srv->counters.auth_ok++;
     c->state = GW_CONN_OPEN;
-    lws_sul_cancel(&c->auth_sul);
-    schedule_expiry(c);
+    gw_timers_authed(c->srv, c); /* expiry: the tick checks claims.exp (timers.c) */
     gw_conn_send_owned(c, gw_reply_auth_ok(c->claims.sub, c->id, c->claims.exp, LWS_PRE));
     snprintf(user_channel, sizeof(user_channel), "user:%s", c->claims.sub);
     rc = gw_channels_subscribe_user(c->srv, c, user_channel);
@@ -238,8 +211,7 @@ static void cmd_refresh(gw_conn *c, gw_cmd *cmd)
         return;
     }
     auth_claims_free(&c->claims);
-    c->claims = fresh;
-    schedule_expiry(c);
+    c->claims = fresh; /* the tick now checks the new exp */
     gw_conn_send_owned(c, gw_reply_refreshed(cmd->has_id, cmd->id, c->claims.exp, LWS_PRE));
 }
 
@@ -288,8 +260,8 @@ static void on_established(gw_server *s, gw_conn *c, struct lws *wsi)
     HASH_ADD(hh, s->conns, serial, sizeof(c->serial), c);
     c->registered = 1;
     s->counters.conns_total++;
-    lws_sul_schedule(s->ctx, 0, &c->auth_sul, on_auth_timeout,
-                     (lws_usec_t)s->cfg->auth_timeout_ms * LWS_US_PER_MS);
+    c->last_seen_ms = gw_timers_now_ms(s);
+    gw_timers_authing(s, c);
     gw_debug("conn_open", c->id, NULL);
 }
 
@@ -299,6 +271,13 @@ static void handle_message(gw_conn *c, const char *buf, size_t len)
         handle_auth(c, buf, len);
     else if (c->state == GW_CONN_OPEN)
         handle_command(c, buf, len);
+}
+
+/* Any data or PONG from the peer proves it is there (keepalive, timers.c). */
+static void seen(gw_conn *c)
+{
+    c->last_seen_ms = gw_timers_now_ms(c->srv);
+    c->ping_state = GW_PING_IDLE;
 }
 
 /* lws hands a message over in pieces (fragments, or rx_buffer_size chunks of
@@ -312,6 +291,7 @@ static void on_receive(gw_conn *c, const char *in, size_t len)
 
     if (c->state == GW_CONN_CLOSING)
         return;
+    seen(c);
     if (lws_frame_is_binary(wsi)) {
         gw_conn_close(c, 1003, "binary frames are not supported");
         return;
@@ -361,6 +341,9 @@ int gw_session_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         return 0;
     case LWS_CALLBACK_RECEIVE:
         on_receive(c, in, len);
+        return 0;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        seen(c);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return gw_conn_on_writable(c);
