@@ -9,8 +9,14 @@ pkgs=(
   build-essential cmake pkg-config
   libwebsockets-dev libwebsockets-evlib-uv libhiredis-dev libjansson-dev
   libjwt-dev libssl-dev libuv1-dev uthash-dev libcmocka-dev
+  # fuzzing (tests/fuzz): clang, the libFuzzer and sanitizer runtimes
+  # (libclang_rt.*: libclang-rt-14-dev, only a recommendation of clang's) and
+  # llvm-symbolizer for readable reports
+  clang libclang-rt-14-dev llvm-14
   # run and test
   redis-server redis-tools curl ca-certificates
+  # the browser end-to-end tests of the web demo (driven by playwright-core)
+  chromium
 )
 # Node.js 18+ for the integration tests (the machine may already have a newer one).
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)

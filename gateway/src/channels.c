@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 
 /* A live message held back while history is read. */
 typedef struct held {
@@ -56,6 +57,7 @@ enum sub_state { SUB_WAITING, SUB_READING, SUB_LIVE };
 typedef struct gw_sub {
     enum sub_state state;
     int answer;                    /* a `subscribed` reply is owed */
+    int64_t exp;                   /* subscription token's exp; 0: by pattern, no end */
     int has_id;
     int64_t id;
     gw_since since;
@@ -201,7 +203,7 @@ static void on_removed(void *arg, const ps_subs_removal *r)
     if (!r->channel_empty)
         return;
     free_channel(r->channel_data);
-    if (!s->stopping)
+    if (s->stopping != GW_STOP_DONE) /* the bus is stopped then */
         ps_bus_unsubscribe(s->bus, r->channel);
 }
 
@@ -297,14 +299,27 @@ static void resubscribe(gw_server *s, gw_conn *c, const gw_cmd *cmd, gw_channel 
     activate(s, c, cmd->channel, ch, sub);
 }
 
-void gw_channels_subscribe(gw_server *s, gw_conn *c, const gw_cmd *cmd)
+/* The subscription now ends with the token that allowed it (or never). The
+ * connection keeps only the earliest such exp, so the tick reads one number
+ * per connection; a later or cleared exp is found by the next expiry walk. */
+static void set_expiry(gw_conn *c, gw_sub *sub, int64_t token_exp)
+{
+    sub->exp = token_exp;
+    if (token_exp && (!c->sub_exp || token_exp < c->sub_exp))
+        c->sub_exp = token_exp;
+}
+
+void gw_channels_subscribe(gw_server *s, gw_conn *c, const gw_cmd *cmd, int64_t token_exp)
 {
     int err = 0;
     gw_channel *ch;
     gw_sub *sub = add_sub(s, c, cmd->channel, &err);
 
     if (!sub && err == PS_EEXISTS) {
-        resubscribe(s, c, cmd, channel_of(s, cmd->channel), sub_of(s, cmd->channel, c));
+        sub = sub_of(s, cmd->channel, c);
+        if (sub->state == SUB_LIVE)
+            set_expiry(c, sub, token_exp);
+        resubscribe(s, c, cmd, channel_of(s, cmd->channel), sub);
         return;
     }
     if (!sub) {
@@ -315,6 +330,7 @@ void gw_channels_subscribe(gw_server *s, gw_conn *c, const gw_cmd *cmd)
     sub->has_id = cmd->has_id;
     sub->id = cmd->id;
     sub->since = cmd->since;
+    set_expiry(c, sub, token_exp);
     ch = channel_of(s, cmd->channel);
     if (ch->active)
         activate(s, c, cmd->channel, ch, sub);
@@ -426,6 +442,7 @@ void gw_channels_on_message(void *udata, const char *channel, const char *payloa
     }
     frame = ps_envelope_frame(&env, channel, LWS_PRE);
     offset = env.epoch ? env.offset : -1;
+    gw_metrics_latency(s, env.ts_ms);
     if (!frame) {
         gw_error("out_of_memory", NULL, "dropped a message on %s", channel);
     } else if (!ch || !ch->ns || offset < 0 ||
@@ -782,4 +799,66 @@ static void deactivate(void *arg, const char *channel)
 void gw_channels_on_bus_down(gw_server *s)
 {
     ps_subs_foreach_channel(s->subs, deactivate, s);
+}
+
+/* ------------------------------------------------------------ token expiry */
+
+typedef struct expiry_walk {
+    gw_server *srv;
+    gw_conn *conn;
+    int64_t now_s;
+    int64_t next;     /* earliest exp still to come; 0: none */
+    char **ended;     /* channels whose token expired */
+    size_t n, cap;
+    int oom;
+} expiry_walk;
+
+static void check_expiry(void *arg, const char *channel, void **link_data)
+{
+    expiry_walk *w = arg;
+    gw_sub *sub = *link_data;
+    char **v;
+    if (!sub || !sub->exp)
+        return;
+    if (w->now_s < sub->exp + w->srv->cfg->jwt_leeway_seconds) {
+        if (!w->next || sub->exp < w->next)
+            w->next = sub->exp;
+        return;
+    }
+    /* A refreshed connection token may allow the channel by itself now. */
+    if (auth_can_subscribe(&w->conn->claims, channel)) {
+        sub->exp = 0;
+        return;
+    }
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 4;
+        if (!(v = realloc(w->ended, cap * sizeof(*v)))) {
+            w->oom = 1;
+            return;
+        }
+        w->ended = v;
+        w->cap = cap;
+    }
+    if (!(w->ended[w->n] = strdup(channel)))
+        w->oom = 1;
+    else
+        w->n++;
+}
+
+void gw_channels_expire(gw_server *s, gw_conn *c, int64_t now_s)
+{
+    expiry_walk w = {.srv = s, .conn = c, .now_s = now_s};
+    /* The table may not change during the walk: collect, then end them. */
+    ps_subs_foreach_of(s->subs, c, check_expiry, &w);
+    for (size_t i = 0; i < w.n; i++) {
+        s->counters.sub_token_expiries++;
+        gw_info("subscription_expired", c->id, "user %s channel %s", c->claims.sub,
+                w.ended[i]);
+        gw_channels_unsubscribe(s, c, w.ended[i]);
+        reply_error(c, 0, 0, GW_ERR_FORBIDDEN, "subscription token expired", w.ended[i]);
+        free(w.ended[i]);
+    }
+    free(w.ended);
+    /* Out of memory: look again at the next tick. */
+    c->sub_exp = w.oom ? now_s - s->cfg->jwt_leeway_seconds : w.next;
 }

@@ -22,8 +22,16 @@
 /* Subscribes c to cmd->channel (permission already checked) and answers
  * `subscribed` when the subscription is live: at once on a confirmed channel
  * without history, after the bus confirms it, or after the history read that
- * `since` (or the latest state) needs. Errors are answered here too. */
-void gw_channels_subscribe(gw_server *s, gw_conn *c, const gw_cmd *cmd);
+ * `since` (or the latest state) needs. Errors are answered here too.
+ * token_exp: the exp of the subscription token that allowed it, 0 when the
+ * connection's patterns did (gw_channels_expire ends it then). */
+void gw_channels_subscribe(gw_server *s, gw_conn *c, const gw_cmd *cmd, int64_t token_exp);
+
+/* The 1 s tick found c->sub_exp (plus the leeway) passed: ends each
+ * subscription whose token expired, with an error event naming the channel,
+ * unless the connection's patterns (after a refresh) now allow it; then
+ * sets c->sub_exp to the next expiry. */
+void gw_channels_expire(gw_server *s, gw_conn *c, int64_t now_s);
 
 /* The subscription every connection gets to its own user: channel at auth:
  * live at once, no reply, no history read. */

@@ -52,8 +52,29 @@ static const opt_def options[] = {
      "send a WebSocket ping after this much silence"},
     {"ping-timeout-seconds", OPT_INT, OFF(ping_timeout_s), "60", 2, 7200, "N",
      "drop a peer that has not answered a ping for this long"},
-    {"static-dir", OPT_STR, OFF(static_dir), NULL, 0, 0, "DIR",
-     "serve files from DIR at / (the web demo)"},
+    {"handshake-timeout-seconds", OPT_INT, OFF(handshake_timeout_s), "10", 1, 300, "N",
+     "drop a TCP connection that has not finished its HTTP request or upgrade in this time"},
+    {"max-connections", OPT_INT, OFF(max_connections), "0", 0, 10000000, "N",
+     "WebSocket connections per process; beyond it the upgrade gets HTTP 503; "
+     "0: the open-file limit less a reserve"},
+    {"max-connects-per-ip", OPT_INT, OFF(max_connects_per_ip), "0", 0, 1000000, "N",
+     "new connections per second from one IP address; more are closed at accept; 0: no limit"},
+    {"max-subscriptions", OPT_INT, OFF(max_subscriptions), "100", 1, 100000, "N",
+     "channels one connection may hold (its own user: channel not counted); "
+     "more: limit_exceeded"},
+    {"publish-rate", OPT_INT, OFF(publish_rate), "20", 1, 1000000, "N",
+     "client publishes per second per connection (token bucket refill); more: rate_limited"},
+    {"publish-burst", OPT_INT, OFF(publish_burst), "100", 1, 1000000, "N",
+     "client publishes a connection may send at once (token bucket size)"},
+    {"max-queue-bytes", OPT_INT, OFF(max_queue_bytes), "1048576", 4096, 1073741824, "N",
+     "bytes queued to one client; past it (or 4096 messages) it is closed with 4008"},
+    {"allowed-origin", OPT_LIST, OFF(allowed_origins), NULL, 0, 0, "ORIGIN",
+     "Origin allowed to upgrade, e.g. https://app.example.com (repeatable; none: any); "
+     "others get HTTP 403"},
+    {"workers", OPT_INT, OFF(workers), "1", 1, 256, "N",
+     "worker processes sharing the port (SO_REUSEPORT); a supervisor restarts crashed ones"},
+    {"drain-seconds", OPT_INT, OFF(drain_seconds), "10", 0, 3600, "N",
+     "on SIGTERM, close clients with 1001 spread over this many seconds, then exit"},
     {"history", OPT_LIST, OFF(history), NULL, 0, 0, "NS=SIZE:TTL[:latest]",
      "history of a namespace (repeatable); defaults: job=100:86400:latest, "
      "chat=100:86400, user=100:3600; SIZE 0 turns it off"},
@@ -176,9 +197,9 @@ static int load_env(gw_config *c, char *err, size_t errlen)
 
 /* An environment list is replaced, not extended, by flags on the command
  * line: the first flag of a list clears what the environment gave it. */
-static void clear_env_list(const opt_def *o, gw_config *c, unsigned *cleared)
+static void clear_env_list(const opt_def *o, gw_config *c, uint64_t *cleared)
 {
-    unsigned bit = 1u << (o - options);
+    uint64_t bit = (uint64_t)1 << (o - options);
     if (*cleared & bit)
         return;
     list_clear((gw_strlist *)((char *)c + o->offset));
@@ -188,7 +209,8 @@ static void clear_env_list(const opt_def *o, gw_config *c, unsigned *cleared)
 static int load_argv(gw_config *c, int argc, char **argv, char *err, size_t errlen, FILE *out)
 {
     struct option longopts[N_OPTIONS + 2];
-    unsigned cleared = 0;
+    uint64_t cleared = 0; /* one bit per option: at most 64 options */
+    _Static_assert(N_OPTIONS <= 64, "clear_env_list keeps one bit per option");
     for (size_t i = 0; i < N_OPTIONS; i++)
         longopts[i] = (struct option){options[i].name, required_argument, NULL, (int)i};
     longopts[N_OPTIONS] = (struct option){"help", no_argument, NULL, 'h' + 1000};
@@ -320,6 +342,13 @@ static int validate(gw_config *c, char *err, size_t errlen)
     if (!c->jwt_secret_file && c->jwt_public_keys.n == 0) {
         snprintf(err, errlen,
                  "no token key: give --jwt-secret-file and/or --jwt-public-key");
+        return -1;
+    }
+    if (c->workers > 1 && !c->redis_url) {
+        /* Each worker would have its own in-process bus: clients of one
+         * would never see messages published on another. */
+        snprintf(err, errlen, "--workers %lld needs --redis: workers share messages through it",
+                 (long long)c->workers);
         return -1;
     }
     if (c->ping_timeout_s <= c->ping_interval_s) {

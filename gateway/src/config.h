@@ -46,7 +46,16 @@ typedef struct gw_config {
     int64_t max_message_bytes;
     int64_t ping_interval_s;   /* WebSocket PING after this much silence */
     int64_t ping_timeout_s;    /* hang up when no PONG within this */
-    char *static_dir;          /* NULL: no static files */
+    int64_t handshake_timeout_s; /* TCP open but no finished upgrade: dropped (lws timeout_secs) */
+    int64_t max_connections;   /* WebSocket connections; 0: from RLIMIT_NOFILE (client_limits.c) */
+    int64_t max_connects_per_ip; /* new connections per second per address; 0: no limit */
+    int64_t max_subscriptions; /* per connection, the user: channel not counted */
+    int64_t publish_rate;      /* client publishes per second (token bucket refill) */
+    int64_t publish_burst;     /* token bucket size */
+    int64_t max_queue_bytes;   /* send queue bound in bytes; past it: 4008 */
+    gw_strlist allowed_origins; /* Origin values allowed to upgrade; empty: any */
+    int64_t workers;           /* processes sharing the port (supervisor.c) */
+    int64_t drain_seconds;     /* SIGTERM: 1001 closes spread over this window */
     gw_strlist history;        /* "NS=SIZE:TTL[:latest]" each, over the defaults */
     gw_namespace namespaces[GW_LIST_MAX + 4]; /* defaults + --history, parsed */
     int64_t recovery_max;      /* most messages one recovery replays */

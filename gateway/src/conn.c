@@ -26,6 +26,8 @@
 /* Seconds a closing connection may take to flush its close frame before lws
  * drops it hard: a peer that never becomes writable must not keep it. */
 #define CLOSE_FLUSH_SECONDS 5
+/* A close frame's payload is at most 125 bytes: the code and 123 of text. */
+#define CLOSE_REASON_MAX 123
 
 static void queue_clear(gw_conn *c)
 {
@@ -64,7 +66,7 @@ int gw_conn_send_owned(gw_conn *c, ps_frame *f)
         ps_frame_unref(f);
         return -1;
     }
-    if (c->q_count == GW_QUEUE_MAX_FRAMES || c->q_bytes + f->len > GW_QUEUE_MAX_BYTES) {
+    if (c->q_count == GW_QUEUE_MAX_FRAMES || c->q_bytes + f->len > (size_t)c->srv->cfg->max_queue_bytes) {
         ps_frame_unref(f);
         c->srv->counters.slow_drops++;
         gw_warn("slow_consumer", c->id, "queue bound reached: %zu frames, %zu bytes", c->q_count,
@@ -95,11 +97,26 @@ void gw_conn_close(gw_conn *c, int code, const char *reason)
         return;
     c->state = GW_CONN_CLOSING;
     c->close_code = code;
-    snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+    c->close_reason = reason ? reason : "";
     queue_clear(c);
     gw_timers_authed(c->srv, c);
     gw_debug("conn_closing", c->id, "code %d: %s", code, reason);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_FLUSH_SECONDS);
+    lws_callback_on_writable(c->wsi);
+}
+
+void gw_conn_hangup(gw_conn *c)
+{
+    if (c->state == GW_CONN_CLOSING)
+        return;
+    c->state = GW_CONN_CLOSING;
+    c->close_code = 0; /* send_close: no frame */
+    queue_clear(c);
+    gw_timers_authed(c->srv, c);
+    /* Not LWS_TO_KILL_ASYNC: measured with lws 4.1.6 on our libuv loop, a
+     * zero timeout set outside lws's own service never fired, and the
+     * connection stayed. */
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 1);
     lws_callback_on_writable(c->wsi);
 }
 
@@ -108,9 +125,11 @@ void gw_conn_close(gw_conn *c, int code, const char *reason)
  * lws_close_reason(), and clients would then see 1006 instead of our code. */
 static int send_close(gw_conn *c)
 {
-    unsigned char buf[LWS_PRE + 2 + sizeof(c->close_reason)];
+    unsigned char buf[LWS_PRE + 2 + CLOSE_REASON_MAX];
     unsigned char *p = buf + LWS_PRE;
-    size_t rlen = strlen(c->close_reason);
+    size_t rlen = strnlen(c->close_reason, CLOSE_REASON_MAX);
+    if (!c->close_code)
+        return -1; /* gw_conn_hangup */
     p[0] = (unsigned char)(c->close_code >> 8);
     p[1] = (unsigned char)(c->close_code & 0xff);
     memcpy(p + 2, c->close_reason, rlen);
@@ -197,9 +216,12 @@ int gw_conn_on_writable(gw_conn *c)
     if (c->ping_state == GW_PING_DUE) {
         /* Keepalive (timers.c). The PING takes this WRITEABLE; queued
          * frames follow at the next. */
-        unsigned char ping[LWS_PRE];
+        /* A payload, because lws 4.1.6 never reports an empty PONG
+         * (LWS_CALLBACK_RECEIVE_PONG is skipped for a zero length), and
+         * then an answering peer would look dead. */
+        unsigned char ping[LWS_PRE + 4] = {[LWS_PRE] = 'w', 's', 'g', 'w'};
         c->ping_state = GW_PING_SENT;
-        if (lws_write(c->wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+        if (lws_write(c->wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 0)
             return -1;
         if (c->q_count)
             lws_callback_on_writable(c->wsi);
@@ -241,12 +263,18 @@ void gw_conn_rx_reset(gw_conn *c)
     c->rx_len = 0;
 }
 
-void gw_conn_release(gw_conn *c)
+void gw_conn_queue_release(gw_conn *c)
 {
     queue_clear(c);
     free(c->q);
     c->q = NULL;
+    c->q_head = 0;
     c->q_cap = 0;
+}
+
+void gw_conn_release(gw_conn *c)
+{
+    gw_conn_queue_release(c);
     gw_conn_rx_reset(c);
     gw_timers_authed(c->srv, c);
     auth_claims_free(&c->claims);

@@ -20,6 +20,7 @@
 #include <pubsub/pubsub.h>
 #include <uthash.h>
 
+#include "client_limits.h"
 #include "server.h"
 
 typedef enum gw_conn_state {
@@ -33,8 +34,7 @@ typedef enum gw_conn_state {
 enum { GW_PING_IDLE, GW_PING_DUE, GW_PING_SENT };
 
 #define GW_CONN_ID_LEN 32
-#define GW_QUEUE_MAX_FRAMES 4096          /* bound by count ... */
-#define GW_QUEUE_MAX_BYTES (1024 * 1024)  /* ... and by bytes; past either: 4008 */
+#define GW_QUEUE_MAX_FRAMES 4096          /* bound by count, and by --max-queue-bytes; past either: 4008 */
 #define GW_COALESCE_BYTES (64 * 1024)     /* most bytes of queued frames sent in one write */
 
 struct gw_conn {
@@ -49,13 +49,15 @@ struct gw_conn {
     gw_conn *auth_prev, *auth_next;   /* AUTHING: the auth FIFO (timers.c) */
     uint64_t last_seen_ms;            /* loop time anything last arrived */
     int ping_state;                   /* GW_PING_*: keepalive (timers.c) */
+    gw_rate pub_rate;                 /* OPEN: the publish token bucket (client_limits.c) */
+    int64_t sub_exp;                  /* earliest exp of a subscription token held; 0: none */
     char *rx;                         /* reassembly of a fragmented message */
     size_t rx_len;
     ps_frame **q;                     /* ring of frames to send */
     size_t q_head, q_count, q_cap;
     size_t q_bytes;
     int close_code;
-    char close_reason[124];           /* a close frame carries at most 123 bytes */
+    const char *close_reason;         /* static text (see gw_conn_close) */
     struct gw_api_req *api;           /* HTTP only: the /api/publish request (http_api.c) */
     UT_hash_handle hh;
 };
@@ -66,13 +68,22 @@ int gw_conn_send(gw_conn *c, ps_frame *f);
 /* Like gw_conn_send but consumes the caller's reference (NULL: OOM, ignored). */
 int gw_conn_send_owned(gw_conn *c, ps_frame *f);
 /* Schedules a close with code and a short reason; the first call wins.
- * Queued frames are dropped. */
+ * Queued frames are dropped. reason must outlive the connection (every
+ * caller passes a literal or auth_strerror()): keeping a pointer instead of
+ * a copy saves 124 bytes on every idle connection. At most 123 bytes of it
+ * are sent, the most a close frame carries. */
 void gw_conn_close(gw_conn *c, int code, const char *reason);
+/* Drops the connection without a close frame (a peer that stopped
+ * answering is not listening): at its next WRITEABLE, or after a second
+ * when it never becomes writable. */
+void gw_conn_hangup(gw_conn *c);
 /* WRITEABLE: sends one frame or the close. Returns -1 when lws must close. */
 int gw_conn_on_writable(gw_conn *c);
 /* Releases what the conn holds (queue, rx buffer, claims). Called
  * from LWS_CALLBACK_CLOSED; lws frees the struct itself afterwards. */
 void gw_conn_release(gw_conn *c);
+/* Drops what is queued and frees the ring (it grows again on the next send). */
+void gw_conn_queue_release(gw_conn *c);
 /* Appends received bytes to the reassembly buffer. Returns 0 or -1 (OOM). */
 int gw_conn_rx_append(gw_conn *c, const void *in, size_t len);
 void gw_conn_rx_reset(gw_conn *c);

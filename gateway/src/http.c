@@ -16,9 +16,10 @@
 
 #include "conn.h"
 #include "http_api.h"
+#include "client_limits.h"
 #include "metrics.h"
 
-#define BODY_MAX 16384
+#define BODY_MAX 32768
 
 static int respond(struct lws *wsi, unsigned int status, const char *type, const char *body,
                    size_t len)
@@ -72,12 +73,21 @@ static int on_http(gw_server *s, struct lws *wsi, const char *path)
 int gw_http_filter_upgrade(gw_server *s, struct lws *wsi)
 {
     char uri[64];
+    unsigned int status;
     int n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
     if (s->stopping)
         return 1;
     /* Tokens never travel in the URL; only the path is checked. */
     if (n < 3 || strncmp(uri, "/ws", 3) != 0 || (uri[3] && uri[3] != '?'))
         return 1;
+    status = gw_limits_check_upgrade(s, wsi);
+    if (status) {
+        /* The client learns why (503: try another process later; 403: this
+         * page may not connect); lws closes the connection after the
+         * nonzero return. */
+        lws_return_http_status(wsi, status, NULL);
+        return 1;
+    }
     return 0;
 }
 

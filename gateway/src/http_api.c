@@ -327,7 +327,7 @@ int gw_api_publish(ps_bus *bus, const gw_config *cfg, const char *channel, json_
     int rc;
 
     /* Backends publish as the system: no "from", whatever the body said. */
-    rc = ps_envelope_encode(data, NULL, &payload, &len);
+    rc = ps_envelope_encode(data, NULL, ps_now_ms(), &payload, &len);
     if (rc != PS_OK)
         return rc;
     if (len > max_bytes)

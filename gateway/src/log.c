@@ -10,14 +10,39 @@
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static int min_level = GW_LOG_INFO;
+static int worker = -1; /* --workers: which worker this process is */
 static const char *names[] = {"debug", "info", "warn", "error"};
 
 void gw_log_set_level(int level)
 {
     min_level = level;
+}
+
+void gw_log_set_worker(int w)
+{
+    worker = w;
+}
+
+/* One write(2) per line: workers share stderr, and a pipe keeps writes of
+ * up to PIPE_BUF bytes whole, so their lines never interleave. */
+static void emit(json_t *o)
+{
+    char *line = json_dumps(o, JSON_COMPACT);
+    size_t n;
+    if (!line)
+        return;
+    n = strlen(line);
+    line[n] = '\n'; /* over the NUL: the length is known */
+    if (write(STDERR_FILENO, line, n + 1) < 0) {
+        /* nowhere left to report it */
+    }
+    free(line);
 }
 
 int gw_log_enabled(int level)
@@ -42,6 +67,8 @@ void gw_log(int level, const char *event, const char *conn, const char *fmt, ...
     o = json_pack("{s:s,s:s,s:s}", "ts", ts, "level", names[level], "event", event);
     if (!o)
         return;
+    if (worker >= 0)
+        json_object_set_new(o, "worker", json_integer(worker));
     if (conn)
         json_object_set_new(o, "conn", json_string(conn));
     if (fmt) {
@@ -53,7 +80,6 @@ void gw_log(int level, const char *event, const char *conn, const char *fmt, ...
         json_t *m = json_string(msg);
         json_object_set_new(o, "msg", m ? m : json_string("(unprintable)"));
     }
-    json_dumpf(o, stderr, JSON_COMPACT);
-    fputc('\n', stderr);
+    emit(o);
     json_decref(o);
 }

@@ -12,6 +12,8 @@
 
 void gw_log_set_level(int level);
 int gw_log_enabled(int level);
+/* With --workers: every line of this process carries "worker": w. */
+void gw_log_set_worker(int w);
 
 /* Logs `event` with an optional connection id (NULL for none) and a printf
  * message (may be NULL). */

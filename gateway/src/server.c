@@ -10,10 +10,7 @@
  * Fan-out: a bus message is parsed and turned into its client frame once;
  * the same frame is queued to every local subscriber by reference.
  *
- * Stopping (SIGTERM/SIGINT): the listener closes, every client is asked to
- * close with 1001, and once they are gone (or after a bound) the bus stops
- * and the lws context is destroyed from inside the loop; gw_server_destroy
- * finishes after uv_run returns, as the platform notes prescribe.
+ * Stopping (SIGTERM drains, SIGINT closes at once) lives in drain.c.
  */
 #include "server.h"
 
@@ -26,12 +23,11 @@
 #include "conn.h"
 #include "http_api.h"
 #include "keyfile.h"
+#include "client_limits.h"
 #include "log.h"
 #include "timers.h"
 #include "session.h"
 
-/* How long clients get to take their 1001 before the context is torn down. */
-#define STOP_GRACE_MS 3000
 /* Largest frame lws may send in one piece: bus payloads are capped at 1 MiB
  * and the client frame adds the channel and a few fields. */
 #define GW_TX_PACKET_MAX (1024 * 1024 + 4096)
@@ -44,7 +40,7 @@ static struct lws_protocols protocols[] = {
         .per_session_data_size = sizeof(gw_conn),
         /* Small receive buffer: it is allocated per connection, and larger
          * messages are reassembled in session.c anyway. */
-        .rx_buffer_size = 1024,
+        .rx_buffer_size = 128,
         .tx_packet_size = GW_TX_PACKET_MAX,
     },
     {NULL, NULL, 0, 0, 0, NULL, 0}, /* terminator */
@@ -64,7 +60,8 @@ static void on_bus_state(void *udata, int up)
         gw_info("bus_up", NULL, "message bus connected; %zu channels subscribed",
                 ps_subs_channels(s->subs));
     else
-        gw_warn("bus_down", NULL, "message bus lost; reconnecting");
+        gw_warn("bus_down", NULL, "message bus lost (%s); reconnecting",
+                ps_bus_last_error(s->bus));
 }
 
 static int bus_create(gw_server *s)
@@ -110,7 +107,13 @@ int gw_server_ready(const gw_server *s)
 static void on_accept(void *arg, int fd)
 {
     gw_server *s = arg;
-    if (s->stopping) {
+    /* While draining, HTTP still gets in (/readyz says 503); upgrades do not. */
+    if (s->stopping > GW_STOP_DRAINING) {
+        close(fd);
+        return;
+    }
+    /* --max-connects-per-ip: refused before lws spends anything on it. */
+    if (!gw_limits_admit_fd(s, fd)) {
         close(fd);
         return;
     }
@@ -143,6 +146,11 @@ static int lws_create(gw_server *s)
                    LWS_SERVER_OPTION_DISABLE_IPV6;
     info.foreign_loops = loops;
     info.user = s;
+    /* Adopted sockets get this long to finish their HTTP request or upgrade
+     * (lws arms the timeout at adoption and clears it at ESTABLISHED); both
+     * are vhost settings, and the vhost below is made from this info. */
+    info.timeout_secs = (unsigned int)s->cfg->handshake_timeout_s;
+    info.timeout_secs_ah_idle = (unsigned int)s->cfg->handshake_timeout_s;
     s->ctx = lws_create_context(&info);
     if (!s->ctx) {
         gw_error("lws", NULL, "cannot create the lws context (is libwebsockets-evlib-uv "
@@ -165,67 +173,32 @@ static int lws_create(gw_server *s)
     return 0;
 }
 
-/* ------------------------------------------------------------ stopping */
+/* ------------------------------------------------------------ signals */
+
+/* SIGTERM drains over --drain-seconds; SIGINT (Ctrl-C), or a second signal
+ * during a drain, closes everybody at once. Both handles stay open until the
+ * stop finishes so that the second signal is heard. */
+static void on_signal(uv_signal_t *h, int signum)
+{
+    gw_server *s = h->data;
+    gw_info("signal", NULL, "received signal %d", signum);
+    if (signum == SIGTERM && !s->stopping)
+        gw_server_stop(s, (uint64_t)s->cfg->drain_seconds * 1000);
+    else
+        gw_server_stop(s, 0);
+}
 
 static void on_handle_closed(uv_handle_t *h)
 {
     (void)h;
 }
 
-static void finish_stop(gw_server *s)
+void gw_server_close_signals(gw_server *s)
 {
-    if (!uv_is_closing((uv_handle_t *)&s->stop_timer))
-        uv_close((uv_handle_t *)&s->stop_timer, on_handle_closed);
-    gw_timers_stop(s);
-    if (s->bus)
-        ps_bus_stop(s->bus);
-    /* First destroy from inside the loop: lws closes its handles; the
-     * second call after uv_run returns frees the context. */
-    if (s->ctx)
-        lws_context_destroy(s->ctx);
-}
-
-void gw_server_clients_gone(gw_server *s)
-{
-    if (s->stopping == 1) {
-        s->stopping = 2;
-        finish_stop(s);
-    }
-}
-
-static void on_stop_timer(uv_timer_t *t)
-{
-    gw_server *s = t->data;
-    gw_warn("stop_timeout", NULL, "clients did not close in time; closing the rest");
-    gw_server_clients_gone(s);
-}
-
-void gw_server_stop(gw_server *s)
-{
-    gw_conn *c, *tmp;
-    if (s->stopping)
-        return;
-    s->stopping = 1;
-    gw_info("stopping", NULL, "closing %u clients with 1001", HASH_COUNT(s->conns));
-    gw_listener_stop(&s->listener);
-    uv_close((uv_handle_t *)&s->sig_term, on_handle_closed);
-    uv_close((uv_handle_t *)&s->sig_int, on_handle_closed);
-    HASH_ITER(hh, s->conns, c, tmp)
-    {
-        gw_conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
-    }
-    if (!s->conns) {
-        gw_server_clients_gone(s);
-        return;
-    }
-    uv_timer_start(&s->stop_timer, on_stop_timer, STOP_GRACE_MS, 0);
-}
-
-static void on_signal(uv_signal_t *h, int signum)
-{
-    gw_server *s = h->data;
-    gw_info("signal", NULL, "received signal %d", signum);
-    gw_server_stop(s);
+    if (!uv_is_closing((uv_handle_t *)&s->sig_term))
+        uv_close((uv_handle_t *)&s->sig_term, on_handle_closed);
+    if (!uv_is_closing((uv_handle_t *)&s->sig_int))
+        uv_close((uv_handle_t *)&s->sig_int, on_handle_closed);
 }
 
 /* ------------------------------------------------------------ life cycle */
@@ -259,7 +232,8 @@ int gw_server_init(gw_server *s, const gw_config *cfg, uv_loop_t *loop)
     s->listener.fd = -1;
     make_id_prefix(s);
     uv_timer_init(loop, &s->stop_timer);
-    s->stop_timer.data = s;
+    uv_timer_init(loop, &s->drain_timer);
+    s->stop_timer.data = s->drain_timer.data = s;
     uv_signal_init(loop, &s->sig_term);
     uv_signal_init(loop, &s->sig_int);
     s->sig_term.data = s->sig_int.data = s;
@@ -271,6 +245,9 @@ int gw_server_init(gw_server *s, const gw_config *cfg, uv_loop_t *loop)
         return -1;
     }
     if (gw_api_init(s) < 0)
+        return -1;
+    s->max_connections = gw_limits_max_connections(cfg);
+    if (cfg->max_connects_per_ip > 0 && !(s->ips = gw_ip_table_new()))
         return -1;
     s->subs = ps_subs_new();
     if (!s->subs || bus_create(s) < 0 || lws_create(s) < 0 || start_listening(s) < 0)
@@ -291,11 +268,7 @@ void gw_server_destroy(gw_server *s)
     /* After a failed init nothing has run yet: close what init opened and
      * let the loop release it. */
     if (!s->stopping) {
-        s->stopping = 2;
-        gw_listener_stop(&s->listener);
-        uv_close((uv_handle_t *)&s->sig_term, on_handle_closed);
-        uv_close((uv_handle_t *)&s->sig_int, on_handle_closed);
-        finish_stop(s);
+        gw_server_stop_now(s);
         uv_run(s->loop, UV_RUN_DEFAULT);
     }
     if (s->ctx)
@@ -309,4 +282,6 @@ void gw_server_destroy(gw_server *s)
     s->keys = NULL;
     gw_api_keys_free(s->api_keys);
     s->api_keys = NULL;
+    gw_ip_table_free(s->ips);
+    s->ips = NULL;
 }

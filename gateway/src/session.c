@@ -20,6 +20,7 @@
 #include "conn.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "protocol.h"
 #include "timers.h"
 
@@ -63,7 +64,7 @@ static void handle_auth(gw_conn *c, const char *buf, size_t len)
     int rc = gw_cmd_parse(buf, len, &cmd, &why);
 
     if (!cmd.typed || cmd.type != GW_CMD_AUTH) {
-        c->srv->counters.auth_failed++;
+        gw_metrics_auth(c->srv, GW_AUTH_PROTOCOL);
         gw_info("auth_protocol_violation", c->id, "%s",
                 rc == GW_PARSE_OK ? "first message is not auth" : why);
         gw_conn_close(c, 1008, rc == GW_PARSE_NOT_JSON ? why : "expected auth message");
@@ -71,20 +72,20 @@ static void handle_auth(gw_conn *c, const char *buf, size_t len)
     }
     if (rc != GW_PARSE_OK) {
         /* An auth message without a usable token: a token that fails. */
-        c->srv->counters.auth_failed++;
+        gw_metrics_auth(c->srv, AUTH_EMALFORMED);
         gw_info("auth_failed", c->id, "%s", why);
         gw_conn_close(c, 4001, auth_strerror(AUTH_EMALFORMED));
         goto out;
     }
     rc = auth_verify_connection(c->srv->keys, cmd.token, cmd.token_len, now_s(), &c->claims);
+    gw_metrics_auth(c->srv, rc);
     if (rc != AUTH_OK) {
-        c->srv->counters.auth_failed++;
         gw_info("auth_failed", c->id, "%s", auth_strerror(rc));
         gw_conn_close(c, 4001, auth_strerror(rc));
         goto out;
     }
-    c->srv->counters.auth_ok++;
     c->state = GW_CONN_OPEN;
+    gw_rate_init(&c->pub_rate, c->srv->cfg->publish_burst, gw_timers_now_ms(c->srv));
     gw_timers_authed(c->srv, c); /* expiry: the tick checks claims.exp (timers.c) */
     gw_conn_send_owned(c, gw_reply_auth_ok(c->claims.sub, c->id, c->claims.exp, LWS_PRE));
     snprintf(user_channel, sizeof(user_channel), "user:%s", c->claims.sub);
@@ -99,11 +100,13 @@ out:
 /* ------------------------------------------------------------ commands */
 
 /* Allowed by the connection token's patterns, or by a subscription token for
- * exactly this channel and user. Returns 1, or 0 with *why set. */
-static int may_subscribe(gw_conn *c, const gw_cmd *cmd, const char **why)
+ * exactly this channel and user. Returns 1 with *token_exp the subscription
+ * token's exp (0: the patterns allow it, nothing expires), or 0 with *why. */
+static int may_subscribe(gw_conn *c, const gw_cmd *cmd, int64_t *token_exp, const char **why)
 {
     int64_t exp;
     int rc;
+    *token_exp = 0;
     if (auth_can_subscribe(&c->claims, cmd->channel))
         return 1;
     if (!cmd->token) {
@@ -116,13 +119,34 @@ static int may_subscribe(gw_conn *c, const gw_cmd *cmd, const char **why)
         *why = auth_strerror(rc);
         return 0;
     }
+    *token_exp = exp;
     return 1;
+}
+
+/* --max-subscriptions: one more channel would pass it. The connection's own
+ * user: channel, which it never asked for, does not count. */
+static int over_subscription_limit(gw_conn *c, const char *channel)
+{
+    char user_channel[AUTH_MAX_SUB_LEN + 6];
+    size_t held;
+    if (ps_subs_has(c->srv->subs, channel, c))
+        return 0; /* a resubscribe adds nothing */
+    snprintf(user_channel, sizeof(user_channel), "user:%s", c->claims.sub);
+    held = ps_subs_count(c->srv->subs, c) - (size_t)ps_subs_has(c->srv->subs, user_channel, c);
+    return (int64_t)held >= c->srv->cfg->max_subscriptions;
 }
 
 static void cmd_subscribe(gw_conn *c, gw_cmd *cmd)
 {
     const char *why;
-    if (!may_subscribe(c, cmd, &why)) {
+    int64_t token_exp;
+    /* Before the permission check: at the limit, no token is verified. */
+    if (over_subscription_limit(c, cmd->channel)) {
+        c->srv->counters.limit_subs_refused++;
+        reply_error(c, cmd, GW_ERR_LIMIT_EXCEEDED, "too many subscriptions", cmd->channel);
+        return;
+    }
+    if (!may_subscribe(c, cmd, &token_exp, &why)) {
         reply_error(c, cmd, GW_ERR_FORBIDDEN, why, cmd->channel);
         return;
     }
@@ -131,7 +155,7 @@ static void cmd_subscribe(gw_conn *c, gw_cmd *cmd)
         return;
     }
     /* The reply comes from channels.c once the subscription is live. */
-    gw_channels_subscribe(c->srv, c, cmd);
+    gw_channels_subscribe(c->srv, c, cmd, token_exp);
 }
 
 static void cmd_unsubscribe(gw_conn *c, gw_cmd *cmd)
@@ -157,6 +181,30 @@ static void on_published(void *udata, int status, const ps_publish_result *res)
     free(p);
 }
 
+/* The publish token bucket: 1 when this publish may go on; otherwise it was
+ * answered rate_limited, or the connection is closing with 4029. Every
+ * publish command counts, allowed or not, so a flood of forbidden ones is
+ * metered too. */
+static int publish_allowed_now(gw_conn *c, const gw_cmd *cmd)
+{
+    const gw_config *cfg = c->srv->cfg;
+    switch (gw_rate_take(&c->pub_rate, cfg->publish_rate, cfg->publish_burst,
+                         gw_timers_now_ms(c->srv))) {
+    case GW_RATE_OK:
+        return 1;
+    case GW_RATE_LIMITED:
+        c->srv->counters.limit_rate_limited++;
+        reply_error(c, cmd, GW_ERR_RATE_LIMITED, "too many publishes, slow down", cmd->channel);
+        return 0;
+    default:
+        c->srv->counters.limit_rate_closes++;
+        gw_info("rate_limit_close", c->id, "user %s kept publishing while rate limited",
+                c->claims.sub);
+        gw_conn_close(c, 4029, "rate limited");
+        return 0;
+    }
+}
+
 static void cmd_publish(gw_conn *c, gw_cmd *cmd)
 {
     char *payload = NULL;
@@ -166,6 +214,8 @@ static void cmd_publish(gw_conn *c, gw_cmd *cmd)
     ps_history_policy policy;
     int rc;
 
+    if (!publish_allowed_now(c, cmd))
+        return;
     if (!auth_can_publish(&c->claims, cmd->channel)) {
         reply_error(c, cmd, GW_ERR_FORBIDDEN, "not allowed to publish to this channel",
                     cmd->channel);
@@ -176,7 +226,7 @@ static void cmd_publish(gw_conn *c, gw_cmd *cmd)
         return;
     }
     /* The gateway stamps the sender; a "from" the client sent is not read. */
-    if (ps_envelope_encode(cmd->data, c->claims.sub, &payload, &len) != PS_OK ||
+    if (ps_envelope_encode(cmd->data, c->claims.sub, ps_now_ms(), &payload, &len) != PS_OK ||
         !(p = malloc(sizeof(*p)))) {
         reply_error(c, cmd, GW_ERR_UNAVAILABLE, "out of memory", cmd->channel);
         goto out;
@@ -293,10 +343,12 @@ static void on_receive(gw_conn *c, const char *in, size_t len)
         return;
     seen(c);
     if (lws_frame_is_binary(wsi)) {
+        c->srv->counters.limit_binary++;
         gw_conn_close(c, 1003, "binary frames are not supported");
         return;
     }
     if (c->rx_len + len + rem > (size_t)c->srv->cfg->max_message_bytes) {
+        c->srv->counters.limit_too_big++;
         gw_conn_close(c, 1009, "message too big");
         return;
     }
@@ -316,6 +368,10 @@ static void on_receive(gw_conn *c, const char *in, size_t len)
 
 static void on_closed(gw_server *s, gw_conn *c)
 {
+    /* An upgrade the filter refused closes too, but it never was
+     * established: there is nothing of ours to release. */
+    if (!c->srv)
+        return;
     if (c->registered) {
         HASH_DELETE(hh, s->conns, c);
         c->registered = 0;
@@ -327,6 +383,14 @@ static void on_closed(gw_server *s, gw_conn *c)
         gw_server_clients_gone(s);
 }
 
+/* A connection's HTTP request (plain or upgrade) was complete. The mark is
+ * lws's opaque per-connection pointer, so it costs the connection nothing. */
+static void mark_request_seen(struct lws *wsi)
+{
+    static char request_seen;
+    lws_set_opaque_user_data(wsi, &request_seen);
+}
+
 int gw_session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                         size_t len)
 {
@@ -334,8 +398,18 @@ int gw_session_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
     gw_conn *c = user;
 
     switch (reason) {
+    case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+        mark_request_seen(wsi);
+        return gw_http_callback(s, wsi, reason, user, in, len);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        mark_request_seen(wsi);
         return gw_http_filter_upgrade(s, wsi);
+    case LWS_CALLBACK_WSI_DESTROY:
+        /* Closed before a whole request arrived: lws's handshake timeout
+         * (--handshake-timeout-seconds), or a peer that gave up. */
+        if (!lws_get_opaque_user_data(wsi))
+            s->counters.limit_handshake_timeouts++;
+        return gw_http_callback(s, wsi, reason, user, in, len);
     case LWS_CALLBACK_ESTABLISHED:
         on_established(s, c, wsi);
         return 0;

@@ -4,7 +4,10 @@
  *
  * The auth FIFO is an intrusive doubly-linked list through the connections
  * (auth_prev/auth_next), ordered by arrival and so by deadline. The tick
- * closes connections whose token expired (4003), asks lws to send a
+ * closes connections whose token expired (4003), ends subscriptions whose
+ * subscription token expired (each connection keeps only the earliest such
+ * exp, so this costs one comparison per connection), forgets the per-address
+ * connect windows that have passed (client_limits.c), asks lws to send a
  * WebSocket PING to a connection that has been silent for
  * --ping-interval-seconds, and drops one that has stayed silent for
  * --ping-timeout-seconds (a vanished phone). Anything received counts as a
@@ -14,8 +17,11 @@
 
 #include <time.h>
 
+#include "channels.h"
 #include "conn.h"
+#include "client_limits.h"
 #include "log.h"
+#include "metrics.h"
 
 #define TICK_MS 1000
 
@@ -61,7 +67,7 @@ static void on_auth_timer(uv_timer_t *t)
     while ((c = s->authing_head) && c->auth_deadline_ms <= now) {
         unlink_authing(s, c);
         gw_info("auth_timeout", c->id, NULL);
-        s->counters.auth_failed++;
+        gw_metrics_auth(s, GW_AUTH_TIMEOUT);
         gw_conn_close(c, 4002, "auth timeout");
     }
     rearm(s);
@@ -95,17 +101,23 @@ static void tick_conn(gw_server *s, gw_conn *c, int64_t now_s, uint64_t now_ms)
     uint64_t silent = now_ms - c->last_seen_ms;
     if (c->state == GW_CONN_CLOSING)
         return;
+    if (c->q_count == 0 && c->q) {
+        /* An idle connection gives its send ring back: 80 bytes of each
+         * idle connection, and a busy one keeps its ring between writes. */
+        gw_conn_queue_release(c);
+    }
     if (c->state == GW_CONN_OPEN &&
         now_s >= c->claims.exp + s->cfg->jwt_leeway_seconds) {
         gw_info("token_expired", c->id, "user %s", c->claims.sub);
         gw_conn_close(c, 4003, "token expired");
         return;
     }
+    if (c->state == GW_CONN_OPEN && c->sub_exp &&
+        now_s >= c->sub_exp + s->cfg->jwt_leeway_seconds)
+        gw_channels_expire(s, c, now_s);
     if (silent >= (uint64_t)s->cfg->ping_timeout_s * 1000) {
         gw_info("peer_timeout", c->id, "silent for %llu ms", (unsigned long long)silent);
-        /* No close frame: the peer is not listening. */
-        c->state = GW_CONN_CLOSING;
-        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        gw_conn_hangup(c);
         return;
     }
     if (silent >= (uint64_t)s->cfg->ping_interval_s * 1000 && c->ping_state == GW_PING_IDLE) {
@@ -124,6 +136,7 @@ static void on_tick(uv_timer_t *t)
     {
         tick_conn(s, c, now_s, now_ms);
     }
+    gw_ip_table_prune(s->ips, now_ms);
 }
 
 void gw_timers_start(gw_server *s)

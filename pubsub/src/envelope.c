@@ -1,13 +1,15 @@
 /*
  * Envelopes: the JSON text a message travels in on the bus,
- * {"data":<any JSON>,"from":"<sub>","offset":N,"epoch":"E"}, and its one-time
+ * {"data":<any JSON>,"from":"<sub>","ts":T,"offset":N,"epoch":"E"}, and its one-time
  * conversion into the frame every subscriber of the channel is sent:
  * {"type":"message","channel":"c","data":...,"offset":N,"epoch":"E","from":"s"}.
  *
  * Payloads on the bus come from anyone who can PUBLISH to Redis, so parsing
  * is strict (duplicate keys refused, every optional field type-checked) and
  * a bad payload is an ordinary PS_EENVELOPE, never a crash. Unknown keys are
- * ignored so that a newer publisher can add fields.
+ * ignored so that a newer publisher can add fields. "ts" (publish time, ms
+ * since the Unix epoch) is for the gateway's latency histogram only and
+ * never reaches clients.
  *
  * Output is written straight into its final buffer: a frame is built in
  * memory that becomes the ps_frame (headroom and all), and jansson
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pubsub/pubsub.h"
 
@@ -167,6 +170,7 @@ static int read_fields(ps_envelope *env)
     json_t *from = json_object_get(env->root, "from");
     json_t *offset = json_object_get(env->root, "offset");
     json_t *epoch = json_object_get(env->root, "epoch");
+    json_t *ts = json_object_get(env->root, "ts");
 
     env->data = json_object_get(env->root, "data");
     if (!env->data)
@@ -180,6 +184,11 @@ static int read_fields(ps_envelope *env)
             return -1;
         env->offset = (int64_t)json_integer_value(offset);
     }
+    if (ts) {
+        if (!json_is_integer(ts) || json_integer_value(ts) < 0)
+            return -1;
+        env->ts_ms = (int64_t)json_integer_value(ts);
+    }
     return 0;
 }
 
@@ -192,6 +201,7 @@ static void envelope_reset(ps_envelope *env)
     env->from = NULL;
     env->offset = -1;
     env->epoch = NULL;
+    env->ts_ms = -1;
 }
 
 int ps_envelope_parse(const char *payload, size_t len, ps_envelope *env)
@@ -223,9 +233,18 @@ void ps_envelope_clear(ps_envelope *env)
     envelope_reset(env);
 }
 
-int ps_envelope_encode(json_t *data, const char *from, char **out, size_t *out_len)
+int64_t ps_now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+int ps_envelope_encode(json_t *data, const char *from, int64_t ts_ms, char **out,
+                       size_t *out_len)
 {
     struct out o;
+    char num[32];
 
     if (!data || !out || !out_len || (from && !token_valid(from, strlen(from), SUB_MAX, sub_char)))
         return PS_EINVAL;
@@ -235,6 +254,10 @@ int ps_envelope_encode(json_t *data, const char *from, char **out, size_t *out_l
     if (from) {
         out_lit(&o, ",\"from\":");
         out_jstr(&o, from);
+    }
+    if (ts_ms >= 0) {
+        int n = snprintf(num, sizeof(num), ",\"ts\":%lld", (long long)ts_ms);
+        out_put(&o, num, (size_t)n);
     }
     out_lit(&o, "}");
     if (o.oom) {

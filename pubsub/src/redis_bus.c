@@ -71,9 +71,19 @@
  * networks on both links. A Redis that stays connected but stops answering
  * (a stopped process, an endless script) would leave publishes pending
  * forever, so the cmd link PINGs every connect timeout while READY and is
- * failed when a PING is still unanswered at the next tick. The sub link
- * cannot PING in subscribed mode (hiredis 0.14 misroutes the reply), but a
- * stalled Redis stalls cmd as well and takes the bus down.
+ * failed when a PING is still unanswered at the next tick. The sub link is
+ * probed at the same pace, because it can wedge alone (a proxy or NAT that
+ * dropped only that flow, a Redis that killed or paused just that client):
+ * then messages stop while every publish still succeeds, and nothing else
+ * would notice. The probe is SUBSCRIBE + UNSUBSCRIBE of PROBE_CHANNEL, not
+ * PING: in subscribed mode hiredis 0.14 parks a PING's callback on a list
+ * that the ["pong", ""] reply never pops (the callback would run only at
+ * disconnect, one more kept per probe), while a SUBSCRIBE confirmation is
+ * routed by channel name to on_sub_reply. The channel has no prefix and no
+ * ':', so it is no gateway channel, and it exists only for a round trip.
+ *
+ * Both links name themselves (CLIENT SETNAME wsgw-sub-<pid>, wsgw-cmd-<pid>)
+ * so that an operator, or a test, can tell them apart in CLIENT LIST.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -98,6 +108,7 @@
 #define DEFAULT_CONNECT_TIMEOUT_MS 2000
 #define DEFAULT_BACKOFF_MIN_MS 100
 #define DEFAULT_BACKOFF_MAX_MS 5000
+#define PROBE_CHANNEL "__wsgw_probe__"
 
 enum link_state {
     LINK_WAITING,    /* no context; the timer will connect */
@@ -118,8 +129,8 @@ typedef struct rlink {
     unsigned attempt;      /* failures since the last READY: the backoff exponent */
     unsigned handshake_left;
     size_t resub_left; /* SUBSCRIBE confirmations still due while SYNCING */
-    int ping_pending;  /* cmd: a heartbeat PING awaits its reply */
-    uv_timer_t timer;  /* backoff delay, connect timeout, or cmd heartbeat */
+    int ping_pending;  /* a heartbeat PING (cmd) or probe (sub) awaits its reply */
+    uv_timer_t timer;  /* backoff delay, connect timeout, or heartbeat */
 } rlink;
 
 /* One command awaiting its reply on the cmd link: a PUBLISH, a publish
@@ -243,10 +254,7 @@ static void link_ready(rlink *l)
     l->state = LINK_READY;
     l->attempt = 0;
     l->ping_pending = 0;
-    if (l->is_sub)
-        uv_timer_stop(&l->timer);
-    else
-        uv_timer_start(&l->timer, on_link_timer, every, every);
+    uv_timer_start(&l->timer, on_link_timer, every, every);
     update_state(l->bus);
     if (!l->is_sub)
         report_unreported(l->bus);
@@ -405,6 +413,12 @@ static void confirmed(rlink *l, const redisReply *r, int subscribed)
         sync_progress(l);
 }
 
+static int is_probe(const redisReply *ch)
+{
+    return ch->type == REDIS_REPLY_STRING && (size_t)ch->len == sizeof(PROBE_CHANNEL) - 1 &&
+           memcmp(ch->str, PROBE_CHANNEL, sizeof(PROBE_CHANNEL) - 1) == 0;
+}
+
 /* The one reply callback of the sub link: subscribe and unsubscribe
  * confirmations and messages, all ["kind", channel, x]. */
 static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
@@ -423,6 +437,11 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
         r->element[0]->type != REDIS_REPLY_STRING)
         return;
     kind = r->element[0]->str;
+    if (is_probe(r->element[1])) {
+        if (strcasecmp(kind, "subscribe") == 0)
+            l->ping_pending = 0;
+        return;
+    }
     if (strcasecmp(kind, "message") == 0)
         deliver(l, r);
     else if (strcasecmp(kind, "subscribe") == 0)
@@ -480,6 +499,16 @@ static void handshake_step(rlink *l, redisAsyncContext *ac, const redisReply *r)
 static void on_handshake_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     handshake_step(priv, ac, reply);
+}
+
+/* A name is for operators only: a Redis that refuses CLIENT SETNAME (an ACL
+ * without it) must not keep the bus down, so an error counts as done. */
+static void on_setname_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    static const redisReply done = {.type = REDIS_REPLY_STATUS};
+    const redisReply *r = reply;
+
+    handshake_step(priv, ac, r && r->type == REDIS_REPLY_ERROR ? &done : r);
 }
 
 /* SCRIPT LOAD answers with the SHA1 that EVALSHA then names. */
@@ -541,7 +570,7 @@ static int send_handshake_cmd(rlink *l, int argc, const char **argv)
 static int send_handshake(rlink *l)
 {
     const ps_redis_url *u = &l->bus->url;
-    char db[16];
+    char db[16], name[48];
     const char *argv[3];
     int rc = 0, i;
 
@@ -558,6 +587,11 @@ static int send_handshake(rlink *l)
         argv[0] = "SELECT", argv[1] = db;
         rc |= send_handshake_cmd(l, 2, argv);
     }
+    snprintf(name, sizeof(name), "wsgw-%s-%ld", l->name, (long)getpid());
+    if (redisAsyncCommand(l->ac, on_setname_reply, l, "CLIENT SETNAME %s", name) == REDIS_OK)
+        l->handshake_left++;
+    else
+        rc = -1;
     for (i = 0; i < PS__SCRIPTS && !l->is_sub; i++) {
         if (send_script_load(l, &l->bus->scripts[i], on_script_loaded) == 0)
             l->handshake_left++;
@@ -637,15 +671,30 @@ static void on_ping_reply(redisAsyncContext *ac, void *reply, void *priv)
         l->ping_pending = 0;
 }
 
-/* The cmd link's heartbeat tick: the previous PING must have been answered. */
+/* The sub link's probe (see the top of the file). Both commands go out
+ * together; the SUBSCRIBE confirmation clears ping_pending in on_sub_reply. */
+static int send_probe(rlink *l)
+{
+    if (redisAsyncCommand(l->ac, on_sub_reply, l, "SUBSCRIBE " PROBE_CHANNEL) != REDIS_OK)
+        return -1;
+    redisAsyncCommand(l->ac, on_sub_reply, l, "UNSUBSCRIBE " PROBE_CHANNEL);
+    return 0;
+}
+
+/* A link's heartbeat tick: the previous PING (cmd) or probe (sub) must have
+ * been answered; a link that stays connected but silent is rebuilt. */
 static void heartbeat(rlink *l)
 {
+    int rc;
     if (l->ping_pending) {
-        set_error(l, "no answer to PING within %u ms", (unsigned)l->bus->connect_timeout_ms);
+        set_error(l, "no answer to %s within %u ms", l->is_sub ? "a probe" : "PING",
+                  (unsigned)l->bus->connect_timeout_ms);
         link_fail(l);
-    } else if (redisAsyncCommand(l->ac, on_ping_reply, l, "PING") == REDIS_OK) {
-        l->ping_pending = 1;
+        return;
     }
+    rc = l->is_sub ? send_probe(l) : redisAsyncCommand(l->ac, on_ping_reply, l, "PING");
+    if (rc == REDIS_OK)
+        l->ping_pending = 1;
 }
 
 static void on_link_timer(uv_timer_t *t)
@@ -657,7 +706,7 @@ static void on_link_timer(uv_timer_t *t)
     } else if (l->state == LINK_CONNECTING || l->state == LINK_SYNCING) {
         set_error(l, "connect timeout after %u ms", (unsigned)l->bus->connect_timeout_ms);
         link_fail(l);
-    } else if (l->state == LINK_READY && !l->is_sub) {
+    } else if (l->state == LINK_READY) {
         heartbeat(l);
     }
 }

@@ -372,6 +372,11 @@ size_t ps_subs_channels(const ps_subs *s)
     return s ? HASH_COUNT(s->channels) : 0;
 }
 
+size_t ps_subs_pairs(const ps_subs *s)
+{
+    return s ? HASH_COUNT(s->members) : 0;
+}
+
 void **ps_subs_link_data(ps_subs *s, const char *channel_name, const void *ptr)
 {
     channel *ch;
@@ -412,4 +417,14 @@ void ps_subs_foreach_channel(const ps_subs *s, ps_subs_channel_cb *fn, void *arg
 
     for (ch = s ? s->channels : NULL; ch; ch = ch->hh.next)
         fn(arg, ch->name);
+}
+
+size_t ps_subs_foreach_of(const ps_subs *s, const void *ptr, ps_subs_held_cb *fn, void *arg)
+{
+    subscriber *sr = s ? find_subscriber(s, ptr) : NULL;
+    size_t n = 0;
+
+    for (member *m = sr ? sr->head : NULL; m; m = m->sr_next, n++)
+        fn(arg, m->key.ch->name, &m->data);
+    return n;
 }

@@ -104,11 +104,13 @@ describe('configuration and logs', () => {
       listenFlag: false, // no command-line flags at all
       secretFile: null,
       logLevel: null,
+      drainSeconds: null,
       env: {
         WSGW_LISTEN: `127.0.0.1:${port}`,
         WSGW_JWT_SECRET_FILE: s.secretFile,
         WSGW_MAX_MESSAGE_BYTES: '1024',
         WSGW_LOG_LEVEL: 'warn',
+        WSGW_DRAIN_SECONDS: '0',
       },
     });
     assert.deepEqual(g.argv(), []);

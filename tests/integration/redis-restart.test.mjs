@@ -4,6 +4,8 @@
 // again and messages flow. Also a gateway started while Redis is down.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Scope, uniq, redisCli, waitFor, T, QUIET_MS } from './lib/index.mjs';
 
 const isMsg = (channel) => (m) => m.type === 'message' && m.channel === channel;
@@ -149,5 +151,257 @@ describe('Redis down when the gateway starts', () => {
     await waitFor(async () => (await redis.numsub(`wsgw:user:${early.user}`)) === 1, { timeout: T(10000), what: 'user channel of the early client' });
     await redis.publish(`wsgw:user:${early.user}`, { data: 'welcome' });
     assert.equal((await early.nextMessage(isMsg(`user:${early.user}`))).data, 'welcome');
+  });
+});
+
+// ------------------------------------------------------------------------
+// Under steady publishing, with a Redis that keeps its data (appendonly,
+// fsync always: what Redis accepted survives the kill), so that the client
+// on a history channel can be held to "every accepted message exactly
+// once": messages published before the outage, and after it, including the
+// ones that reached Redis while its gateway was still resubscribing (filled
+// from the stream by the gap recovery).
+
+describe('Redis killed for 5 s under steady publishing, then restarted', () => {
+  const s = new Scope('outage');
+  let redis;
+  let A;
+  let B;
+  before(async () => {
+    redis = await s.redis({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
+    // The writer publishes 40 messages a second; the history must reach back
+    // over the seconds one gateway's links may take to come back after the
+    // other's (reconnect backoff up to 5 s), or its gap fill finds the stream
+    // trimmed (correctly reported as a gap, but not what this test is about).
+    const args = ['--publish-rate', '1000', '--publish-burst', '1000', '--history', 'chat=2000:3600'];
+    [A, B] = await Promise.all([
+      s.gateway({ name: 'outage-A', redis, args }),
+      s.gateway({ name: 'outage-B', redis, args }),
+    ]);
+  });
+  after(() => s.close());
+
+  test('no client closed; /readyz 503 then 200; every subscription back; the history client got every accepted message once, in order', async () => {
+    const room = `chat:${uniq('steady')}`;
+    const live = `live:${uniq('nohistory')}`;
+    const perms = { channels: ['chat:*', 'live:*'], publish: ['chat:*'] };
+    const reader = await s.user(A, { sub: uniq('reader'), ...perms }, 'reader@A');
+    const watcher = await s.user(B, { sub: uniq('watcher'), ...perms }, 'watcher@B');
+    const writer = await s.user(B, { sub: uniq('writer'), ...perms }, 'writer@B');
+    const closes = [];
+    for (const c of [reader, watcher, writer]) c.closed.then((info) => closes.push({ name: c.name, ...info }));
+    const first = await reader.subscribe(room);
+    await watcher.subscribe(live);
+
+    // The writer publishes every 25 ms, one at a time, and notes the outcome.
+    const accepted = [];
+    const refused = [];
+    let stop = false;
+    let i = 0;
+    const writing = (async () => {
+      while (!stop) {
+        const n = i++;
+        const r = await writer.request({ type: 'publish', channel: room, data: { i: n } });
+        if (r.type === 'published') accepted.push(n);
+        else {
+          assert.equal(r.code, 'unavailable', JSON.stringify(r));
+          refused.push(n);
+        }
+        await sleep(25);
+      }
+    })();
+
+    await sleep(1000);
+    await redis.kill();
+    const killedAt = Date.now();
+    await Promise.all([A.waitStatus('/readyz', 503, T(10000)), B.waitStatus('/readyz', 503, T(10000))]);
+    await sleep(Math.max(0, killedAt + 5000 - Date.now()));
+    await redis.start();
+    await Promise.all([A.waitStatus('/readyz', 200, T(20000)), B.waitStatus('/readyz', 200, T(20000))]);
+    const acceptedBefore = accepted.filter((n) => n < refused[0]).length;
+    await sleep(1000);
+    stop = true;
+    await writing;
+
+    assert.ok(acceptedBefore >= 10, `accepted before the outage: ${acceptedBefore}`);
+    assert.ok(refused.length >= 10, `refused during the outage: ${refused.length}`);
+    assert.ok(accepted.length - acceptedBefore >= 10, `accepted after it: ${accepted.length - acceptedBefore}`);
+
+    // Every subscription is active again, on both gateways.
+    await waitFor(async () => {
+      const l = await redis.channels('wsgw:*');
+      return [room, live, `user:${reader.user}`, `user:${watcher.user}`, `user:${writer.user}`]
+        .every((c) => l.includes(`wsgw:${c}`));
+    }, { timeout: T(10000), what: 'every channel subscribed again' });
+    await redis.publish(`wsgw:${live}`, { data: 'after' });
+    assert.equal((await watcher.nextOn(live)).data, 'after');
+    await redis.publish(`wsgw:user:${reader.user}`, { data: 'hi' });
+    assert.equal((await reader.nextOn(`user:${reader.user}`)).data, 'hi');
+
+    // The reader: each accepted message once, in order, one epoch,
+    // consecutive offsets. A publish whose reply was lost with the link may
+    // still have reached Redis: such a one (refused, yet stored) may appear
+    // too, once.
+    const last = accepted[accepted.length - 1];
+    const got = [];
+    await waitFor(() => {
+      for (let m; (m = reader.queue.findIndex((x) => x.type === 'message' && x.channel === room)) >= 0;) {
+        got.push(reader.queue.splice(m, 1)[0]);
+      }
+      return got.some((m) => m.data.i === last);
+    }, { timeout: T(15000), what: `message ${last} at the reader (got ${got.length})` });
+    await sleep(QUIET_MS);
+    got.push(...reader.queue.filter((x) => x.type === 'message' && x.channel === room));
+    const seen = got.map((m) => m.data.i);
+    assert.equal(new Set(seen).size, seen.length, `duplicates: ${JSON.stringify(seen)}`);
+    assert.deepEqual(seen, [...seen].sort((a, b) => a - b), 'in publish order');
+    const missing = accepted.filter((n) => !seen.includes(n));
+    assert.deepEqual(missing, [], 'accepted messages the reader never got');
+    const extra = seen.filter((n) => !accepted.includes(n));
+    assert.ok(extra.every((n) => refused.includes(n)) && extra.length <= 2, `unexpected messages ${JSON.stringify(extra)}`);
+    assert.ok(got.every((m) => m.epoch === first.epoch), 'one epoch: the history survived');
+    got.forEach((m, k) => assert.equal(m.offset, first.offset + 1 + k, `offset of message ${k}`));
+    assert.deepEqual(closes, []);
+  });
+});
+
+// ------------------------------------------------------------------------
+// The subscriber link alone stops delivering: its TCP flow is black-holed
+// (a proxy that stops forwarding it, as a NAT or load balancer that lost
+// the flow would), or Redis kills just that client. The gateway's probe
+// finds the silence, rebuilds the link, and the gap recovery hands the
+// history client what it missed.
+
+/** A TCP proxy to Redis that can black-hole the flows of one client name. */
+class FreezableProxy {
+  constructor(targetPort) {
+    this.targetPort = targetPort;
+    this.flows = [];
+    this.frozenName = null;
+  }
+
+  async start() {
+    this.server = net.createServer((client) => {
+      const upstream = net.connect(this.targetPort, '127.0.0.1');
+      const flow = { client, upstream, name: '', frozen: false };
+      this.flows.push(flow);
+      client.on('data', (d) => {
+        const m = /wsgw-(sub|cmd)-\d+/.exec(d.toString('latin1'));
+        if (m && !flow.name) flow.name = m[0];
+        if (flow.name && flow.name.startsWith(this.frozenName || '\0')) flow.frozen = true;
+        if (!flow.frozen) upstream.write(d);
+      });
+      upstream.on('data', (d) => {
+        if (!flow.frozen) client.write(d);
+      });
+      const end = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('error', end);
+      upstream.on('error', end);
+      client.on('close', end);
+      upstream.on('close', end);
+    });
+    await new Promise((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = this.server.address().port;
+    return this;
+  }
+
+  /** From now on, nothing passes either way on flows named prefix*, existing or new. */
+  freeze(prefix) {
+    this.frozenName = prefix;
+    for (const f of this.flows) if (f.name.startsWith(prefix)) f.frozen = true;
+  }
+
+  thaw() {
+    this.frozenName = null;
+  }
+
+  close() {
+    for (const f of this.flows) {
+      f.client.destroy();
+      f.upstream.destroy();
+    }
+    return new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+describe('a subscriber link that stops delivering is detected and rebuilt', () => {
+  const s = new Scope('wedge');
+  let redis;
+  let proxy;
+  let G; // through the proxy
+  let P; // straight to Redis: the publisher's gateway
+  const perms = { channels: ['chat:*'], publish: ['chat:*'] };
+  before(async () => {
+    redis = await s.redis();
+    proxy = await new FreezableProxy(redis.port).start();
+    [G, P] = await Promise.all([
+      s.gateway({ name: 'wedge-G', redis: `redis://127.0.0.1:${proxy.port}` }),
+      s.gateway({ name: 'wedge-P', redis }),
+    ]);
+  });
+  after(async () => {
+    await proxy.close();
+    await s.close();
+  });
+
+  async function publishAll(writer, room, from, to) {
+    for (let n = from; n <= to; n++) await writer.publish(room, { n });
+  }
+
+  async function expectAll(reader, room, from, to) {
+    const got = [];
+    for (let n = from; n <= to; n++) got.push((await reader.nextOn(room, undefined, T(15000))).data.n);
+    assert.deepEqual(got, Array.from({ length: to - from + 1 }, (_, k) => from + k));
+    await reader.expectNoMessage(QUIET_MS, (m) => m.type === 'message' && m.channel === room);
+  }
+
+  test('black-holed flow: the probe notices within two intervals, the link is rebuilt, nothing is lost or doubled', async () => {
+    const room = `chat:${uniq('wedged')}`;
+    const reader = await s.user(G, { sub: uniq('reader'), ...perms }, 'reader@G');
+    const writer = await s.user(P, { sub: uniq('writer'), ...perms }, 'writer@P');
+    await reader.subscribe(room);
+    await waitFor(async () => (await redis.numsub(`wsgw:${room}`)) === 1, { timeout: T(5000), what: 'room subscribed' });
+    await publishAll(writer, room, 1, 3);
+    await expectAll(reader, room, 1, 3);
+
+    const names = (await redis.command('CLIENT', 'LIST')).split('\n');
+    const subName = `wsgw-sub-${G.pid}`;
+    assert.ok(names.some((l) => l.includes(`name=${subName}`)), `CLIENT LIST names the sub link:\n${names.join('\n')}`);
+    proxy.freeze(subName);
+    const frozenAt = Date.now();
+    await publishAll(writer, room, 4, 8); // accepted by Redis, lost on the frozen flow
+    proxy.thaw(); // new flows pass: the rebuilt link works
+    await waitFor(() => G.logRecords().some((r) => r.event === 'bus_down'), { timeout: T(8000), what: 'the wedge detected' });
+    const took = Date.now() - frozenAt;
+    assert.ok(took <= T(6000), `detected after ${took} ms (probe every 2 s)`);
+    await G.waitStatus('/readyz', 200, T(10000));
+    await publishAll(writer, room, 9, 10);
+    await expectAll(reader, room, 4, 10);
+    reader.assertOpen();
+    assert.ok(/no answer to a probe/.test(G.stderr), 'the reason is logged');
+  });
+
+  test('CLIENT KILL of just the sub link: rebuilt at once, nothing lost or doubled', async () => {
+    const room = `chat:${uniq('killed')}`;
+    const reader = await s.user(G, { sub: uniq('reader'), ...perms }, 'reader@G');
+    const writer = await s.user(P, { sub: uniq('writer'), ...perms }, 'writer@P');
+    await reader.subscribe(room);
+    await publishAll(writer, room, 1, 2);
+    await expectAll(reader, room, 1, 2);
+    const line = (await redis.command('CLIENT', 'LIST')).split('\n').find((l) => l.includes(`name=wsgw-sub-${G.pid}`));
+    const id = /\bid=(\d+)/.exec(line)[1];
+    assert.equal(await redis.command('CLIENT', 'KILL', 'ID', id), 1);
+    await publishAll(writer, room, 3, 5);
+    await waitFor(async () => {
+      const l = await redis.command('CLIENT', 'LIST');
+      return l.includes(`name=wsgw-sub-${G.pid}`) && !l.includes(`id=${id} `);
+    }, { timeout: T(10000), what: 'a new sub link' });
+    await G.waitStatus('/readyz', 200, T(10000));
+    await publishAll(writer, room, 6, 6);
+    await expectAll(reader, room, 3, 6);
+    reader.assertOpen();
   });
 });

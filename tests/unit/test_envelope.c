@@ -106,6 +106,11 @@ static void optional_fields(void **state)
 
     assert_int_equal(parse("{\"data\":1,\"offset\":0}", &env), PS_OK);
     assert_int_equal(env.offset, 0);
+    assert_int_equal(env.ts_ms, -1);
+    ps_envelope_clear(&env);
+
+    assert_int_equal(parse("{\"data\":1,\"ts\":1700000000123}", &env), PS_OK);
+    assert_int_equal(env.ts_ms, 1700000000123);
     ps_envelope_clear(&env);
 }
 
@@ -183,6 +188,9 @@ static void invalid_fields(void **state)
     assert_invalid("{\"data\":1,\"epoch\":\"\"}");
     assert_invalid("{\"data\":1,\"epoch\":\"a.b\"}");
     assert_invalid("{\"data\":1,\"epoch\":\"a:b\"}");
+    assert_invalid("{\"data\":1,\"ts\":-5}");
+    assert_invalid("{\"data\":1,\"ts\":\"now\"}");
+    assert_invalid("{\"data\":1,\"ts\":1.5}");
 }
 
 /* ---- frames ------------------------------------------------------------- */
@@ -200,6 +208,9 @@ static void frame_text(void **state)
                  "\"data\":\"\xc3\xa9\\n\"}");
     assert_frame("{\"data\":null,\"offset\":0}", "c",
                  "{\"type\":\"message\",\"channel\":\"c\",\"data\":null,\"offset\":0}");
+    /* ts is for the gateway's metrics, not for clients */
+    assert_frame("{\"data\":1,\"ts\":1700000000123}", "c",
+                 "{\"type\":\"message\",\"channel\":\"c\",\"data\":1}");
 }
 
 static void frame_escapes_channel(void **state)
@@ -272,7 +283,7 @@ static void encode_round_trip(void **state)
             char *out = NULL;
             size_t len = 0;
             ps_envelope env;
-            assert_int_equal(ps_envelope_encode(values[i], froms[j], &out, &len), PS_OK);
+            assert_int_equal(ps_envelope_encode(values[i], froms[j], -1, &out, &len), PS_OK);
             assert_int_equal(strlen(out), len);
             assert_int_equal(ps_envelope_parse(out, len, &env), PS_OK);
             assert_true(json_equal(env.data, values[i]));
@@ -293,16 +304,19 @@ static void encode_exact_and_refused(void **state)
     char *out = NULL;
     size_t len;
 
-    assert_int_equal(ps_envelope_encode(data, "bob", &out, &len), PS_OK);
+    assert_int_equal(ps_envelope_encode(data, "bob", -1, &out, &len), PS_OK);
     assert_string_equal(out, "{\"data\":{\"n\":1},\"from\":\"bob\"}");
     free(out);
-    assert_int_equal(ps_envelope_encode(data, NULL, &out, &len), PS_OK);
+    assert_int_equal(ps_envelope_encode(data, NULL, -1, &out, &len), PS_OK);
     assert_string_equal(out, "{\"data\":{\"n\":1}}");
     free(out);
+    assert_int_equal(ps_envelope_encode(data, "bob", 1700000000123, &out, &len), PS_OK);
+    assert_string_equal(out, "{\"data\":{\"n\":1},\"from\":\"bob\",\"ts\":1700000000123}");
+    free(out);
     out = NULL;
-    assert_int_equal(ps_envelope_encode(data, "bad sub", &out, &len), PS_EINVAL);
-    assert_int_equal(ps_envelope_encode(data, "", &out, &len), PS_EINVAL);
-    assert_int_equal(ps_envelope_encode(NULL, "bob", &out, &len), PS_EINVAL);
+    assert_int_equal(ps_envelope_encode(data, "bad sub", -1, &out, &len), PS_EINVAL);
+    assert_int_equal(ps_envelope_encode(data, "", -1, &out, &len), PS_EINVAL);
+    assert_int_equal(ps_envelope_encode(NULL, "bob", -1, &out, &len), PS_EINVAL);
     assert_null(out);
     json_decref(data);
 }

@@ -188,6 +188,34 @@ static void foreach_visits_each_holder_once(void **state)
     assert_int_equal(seen_name(&seen, "chat:y"), 1);
 }
 
+static void held_name(void *arg, const char *channel, void **link_data)
+{
+    struct seen *seen = arg;
+    record_channel(seen, channel);
+    *link_data = (void *)channel; /* the slot is the pair's own */
+}
+
+/* ps_subs_foreach_of: every channel of one subscriber, with its pair's slot. */
+static void foreach_of_one_subscriber(void **state)
+{
+    ps_subs *s = *state;
+    struct seen seen = {0};
+
+    ps_subs_add(s, "chat:x", A);
+    ps_subs_add(s, "chat:x", B);
+    ps_subs_add(s, "job:1", A);
+    ps_subs_add(s, "job:2", B);
+    assert_int_equal(ps_subs_foreach_of(s, A, held_name, &seen), 2);
+    assert_int_equal(seen.n, 2);
+    assert_int_equal(seen_name(&seen, "chat:x"), 1);
+    assert_int_equal(seen_name(&seen, "job:1"), 1);
+    assert_non_null(*ps_subs_link_data(s, "job:1", A));
+    assert_null(*ps_subs_link_data(s, "chat:x", B));
+    assert_int_equal(ps_subs_foreach_of(s, C, held_name, &seen), 0);
+    ps_subs_remove_all(s, A, NULL, NULL);
+    ps_subs_remove_all(s, B, NULL, NULL);
+}
+
 static void remove_all_reports_every_channel(void **state)
 {
     ps_subs *s = *state;
@@ -349,6 +377,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(unknown_names, setup, teardown),
         cmocka_unit_test_setup_teardown(counts, setup, teardown),
         cmocka_unit_test_setup_teardown(foreach_visits_each_holder_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(foreach_of_one_subscriber, setup, teardown),
         cmocka_unit_test_setup_teardown(remove_all_reports_every_channel, setup, teardown),
         cmocka_unit_test_setup_teardown(remove_all_with_no_channels_left, setup, teardown),
         cmocka_unit_test_setup_teardown(many, setup, teardown),

@@ -85,19 +85,24 @@ typedef struct ps_envelope {
     const char *from;   /* optional: the publishing user's sub, else NULL */
     int64_t offset;     /* optional: history offset, else -1 */
     const char *epoch;  /* optional: history epoch, else NULL */
+    int64_t ts_ms;      /* optional: publish time, ms since the Unix epoch, else -1 */
 } ps_envelope;
 
 /* Parses `payload` (len bytes, not NUL terminated) as an envelope: a JSON
  * object with "data"; "from" a valid sub when present; "offset" a
- * non-negative integer and "epoch" a string of 1..PS_EPOCH_MAX [A-Za-z0-9_-] when present.
+ * non-negative integer and "epoch" a string of 1..PS_EPOCH_MAX [A-Za-z0-9_-] when present;
+ * "ts" a non-negative integer when present.
  * Duplicate keys are refused. Returns PS_OK or PS_EENVELOPE (env cleared). */
 int ps_envelope_parse(const char *payload, size_t len, ps_envelope *env);
 void ps_envelope_clear(ps_envelope *env);
 
-/* Builds the bus payload for a publish: {"data":<data>,"from":"<from>"}
- * (from omitted when NULL). Borrows data. On PS_OK *out is malloc'd, NUL
+/* Builds the bus payload for a publish: {"data":<data>,"from":"<from>","ts":T}
+ * (from omitted when NULL, ts when negative). Borrows data. On PS_OK *out is malloc'd, NUL
  * terminated, *out_len its length; the caller frees it. */
-int ps_envelope_encode(json_t *data, const char *from, char **out, size_t *out_len);
+int ps_envelope_encode(json_t *data, const char *from, int64_t ts_ms, char **out,
+                       size_t *out_len);
+/* Wall-clock milliseconds since the Unix epoch, for the "ts" of envelopes. */
+int64_t ps_now_ms(void);
 
 /* Builds the client frame for an envelope received on `channel`:
  * {"type":"message","channel":"<channel>","data":<data>[,"offset":N,"epoch":"E"][,"from":"<sub>"]}
@@ -158,6 +163,8 @@ size_t ps_subs_count(const ps_subs *s, const void *subscriber);
 size_t ps_subs_channel_size(const ps_subs *s, const char *channel);
 /* Number of distinct channels with at least one local subscriber. */
 size_t ps_subs_channels(const ps_subs *s);
+/* Number of (channel, subscriber) pairs: every subscription held. */
+size_t ps_subs_pairs(const ps_subs *s);
 
 /* Calls fn for every local subscriber of channel. fn must not change the
  * table (mark connections and reap them after). Returns how many were
@@ -169,6 +176,13 @@ size_t ps_subs_foreach(const ps_subs *s, const char *channel, ps_subs_each_cb *f
  * (used to resubscribe after a Redis reconnect). */
 typedef void ps_subs_channel_cb(void *arg, const char *channel);
 void ps_subs_foreach_channel(const ps_subs *s, ps_subs_channel_cb *fn, void *arg);
+
+/* Calls fn for every channel subscriber holds, with the pair's data slot
+ * (the gateway ends expired subscriptions with it). fn must not change the
+ * table. Returns how many were visited. */
+typedef void ps_subs_held_cb(void *arg, const char *channel, void **link_data);
+size_t ps_subs_foreach_of(const ps_subs *s, const void *subscriber, ps_subs_held_cb *fn,
+                          void *arg);
 
 /* --------------------------------------------------------------------- bus */
 

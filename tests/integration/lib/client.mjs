@@ -38,7 +38,7 @@ export class WsClient {
     this.nextId = 1;
     this.closed = new Promise((resolve) => {
       ws.on('close', (code, reason) => {
-        this.closeInfo = { code, reason: reason.toString('utf8') };
+        this.closeInfo = { code, reason: reason.toString('utf8'), at: Date.now() };
         for (const w of this.waiters.splice(0)) {
           w.reject(new Error(`${this.name}: connection closed (${code} ${this.closeInfo.reason}) while waiting for ${w.what}`));
         }

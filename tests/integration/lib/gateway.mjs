@@ -47,7 +47,8 @@ export class Gateway {
    * opts: name, port (free when omitted), redis (URL, or null for the
    * in-process bus), secretFile (null: no --jwt-secret-file), args (more
    * flags), env (more environment), logLevel, listenFlag (false: pass
-   * nothing, e.g. when the test sets WSGW_LISTEN itself).
+   * nothing, e.g. when the test sets WSGW_LISTEN itself), drainSeconds
+   * (default 0 so that stopping a test gateway is quick; drain tests set it).
    */
   constructor(opts = {}) {
     this.opts = opts;
@@ -78,6 +79,7 @@ export class Gateway {
     if (o.redis) a.push('--redis', o.redis);
     if (o.secretFile) a.push('--jwt-secret-file', o.secretFile);
     if (o.logLevel !== null) a.push('--log-level', o.logLevel || 'info');
+    if (o.drainSeconds !== null) a.push('--drain-seconds', String(o.drainSeconds ?? 0));
     return a.concat(o.args || []);
   }
 

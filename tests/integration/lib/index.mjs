@@ -10,3 +10,4 @@ export * from './gateway.mjs';
 export * from './client.mjs';
 export * from './scope.mjs';
 export * from './api.mjs';
+export * from './upgrade.mjs';

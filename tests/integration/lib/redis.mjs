@@ -11,10 +11,15 @@ import { withTimeout } from './wait.mjs';
 import { setTimeout as delay } from 'node:timers/promises';
 
 export class RedisServer {
-  /** Does not start anything; see start(). Port is picked free when omitted. */
-  constructor({ port, name = 'redis' } = {}) {
+  /**
+   * Does not start anything; see start(). Port is picked free when omitted.
+   * args: more redis-server flags, e.g. ['--appendonly', 'yes'] for a Redis
+   * that keeps its data across kill() and start().
+   */
+  constructor({ port, name = 'redis', args = [] } = {}) {
     this.port = port;
     this.name = name;
+    this.extraArgs = args;
     this.proc = null;
     this.dir = null;
     this.log = '';
@@ -36,7 +41,7 @@ export class RedisServer {
     if (!this.dir) this.dir = makeTmpDir('wsgw-redis-');
     this.starts += 1;
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--dir', this.dir, '--protected-mode', 'no', '--loglevel', 'notice'];
+      '--dir', this.dir, '--protected-mode', 'no', '--loglevel', 'notice', ...this.extraArgs];
     const proc = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     trackChild(proc);
