@@ -75,8 +75,11 @@ int gw_http_filter_upgrade(gw_server *s, struct lws *wsi)
     char uri[64];
     unsigned int status;
     int n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
-    if (s->stopping)
+    if (s->stopping) {
+        /* Draining: try another process (drain.c). */
+        lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
         return 1;
+    }
     /* Tokens never travel in the URL; only the path is checked. */
     if (n < 3 || strncmp(uri, "/ws", 3) != 0 || (uri[3] && uri[3] != '?'))
         return 1;

@@ -437,12 +437,39 @@ static void trimmed_to_size(void **state)
     assert_int_equal(h->first, 5);
     assert_int_equal(h->n, 3);
     assert_int_equal(h->offsets[0], 5);
-    assert_int_equal(sync_integer(main_server.port, "XLEN %s", "wsgw:h:{job:2}"), 3);
+    /* Reading from before the first kept offset starts at it. */
+    h = read_wait(f, "job:2", 2, 100, 3, 60);
+    assert_int_equal(h->first, 5);
+    assert_int_equal(h->n, 3);
+    assert_int_equal(h->offsets[0], 5);
     /* A smaller size takes effect with the next publish. */
     publish_range(f, "job:2", 8, 8, 1);
     h = read_wait(f, "job:2", 0, 100, 1, 60);
     assert_int_equal(h->first, 8);
     assert_int_equal(h->n, 1);
+    assert_int_equal(h->offsets[0], 8);
+}
+
+/* The stream itself is trimmed approximately (MAXLEN ~, whole nodes of 100
+ * entries): it never holds more than size + one node, and what clients see
+ * is exactly the last size (above). */
+static void stream_stays_bounded(void **state)
+{
+    fixture *f = *state;
+    hist_record *h;
+    long long len;
+
+    bus_add(f, main_server.port);
+    wait_up(f);
+    publish_range(f, "job:5", 1, 450, 10);
+    len = sync_integer(main_server.port, "XLEN %s", "wsgw:h:{job:5}");
+    assert_true(len >= 10 && len <= 110);
+    h = read_wait(f, "job:5", 0, 1000, 10, 60);
+    assert_int_equal(h->top, 450);
+    assert_int_equal(h->first, 441);
+    assert_int_equal(h->n, 10);
+    assert_int_equal(h->offsets[0], 441);
+    assert_int_equal(h->offsets[9], 450);
 }
 
 static void ttl_on_both_keys(void **state)
@@ -864,6 +891,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(offsets_in_order_and_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(trimmed_to_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(stream_stays_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(ttl_on_both_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(read_creates_the_epoch_of_the_next_publish, setup,
                                         teardown),

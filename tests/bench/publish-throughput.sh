@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# publish-throughput: what publishing costs, through the history script and
+# through POST /api/publish (the benchmark of docs/benchmarks.md, "Publish
+# throughput").
+#
+# Starts Redis and one gateway pinned to CPU 0 (taskset), runs
+# publish-load.mjs pinned to CPU 1, and for each of four runs (a channel
+# with history, job:bench, and one without, plain:bench; one message per
+# request and batches of 50) reports messages/s, request latency, and the
+# CPU time Redis and the gateway spent per message (from Redis's INFO cpu and
+# /proc/<pid>/stat). The history path's cost is the Lua script (offset,
+# XADD, PUBLISH in one atomic step) against a plain PUBLISH.
+#
+#   bash tests/bench/publish-throughput.sh [seconds per run, default 5]
+#
+# Needs a build (build/bin/wsgw; BUILD_DIR to use another) and redis-server.
+# Stops everything it started.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+secs=${1:-5}
+bin=${BUILD_DIR:-$root/build}/bin/wsgw
+[ -x "$bin" ] || { echo "publish-throughput: no $bin (build first)" >&2; exit 2; }
+cpus=$(nproc)
+gw_cpu=0
+load_cpu=$((cpus > 1 ? 1 : 0))
+
+run=$(mktemp -d /tmp/wsgw-pubbench.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$run"
+}
+trap cleanup EXIT INT TERM
+
+free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+redis_port=$(free_port)
+gw_port=$(free_port)
+head -c 48 /dev/urandom | base64 -w0 > "$run/secret"
+key=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+echo "$key" > "$run/api-keys"
+
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$run" \
+  --logfile "$run/redis.log" &
+pids+=($!)
+for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+taskset -c "$gw_cpu" "$bin" --listen "127.0.0.1:$gw_port" --redis "redis://127.0.0.1:$redis_port" \
+  --jwt-secret-file "$run/secret" --api-key-file "$run/api-keys" --log-level warn 2>"$run/wsgw.log" &
+gw_pid=$!
+pids+=($gw_pid)
+for _ in $(seq 50); do curl -fs "http://127.0.0.1:$gw_port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+
+# CPU seconds Redis has used (user + sys), and the gateway's (utime + stime).
+redis_cpu() { redis-cli -p "$redis_port" info cpu | awk -F: '/used_cpu_(user|sys):/{s+=$2} END{printf "%.6f", s}'; }
+gw_cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.6f", ($14+$15)/hz}' "/proc/$gw_pid/stat"; }
+
+printf '%-12s %6s %12s %9s %9s %16s %16s\n' channel batch "messages/s" "p50 ms" "p99 ms" "redis µs/msg" "gateway µs/msg"
+results=()
+for channel in job:bench plain:bench; do
+  for batch in 1 50; do
+    r0=$(redis_cpu); g0=$(gw_cpu_s)
+    out=$(taskset -c "$load_cpu" node tests/bench/publish-load.mjs --port "$gw_port" --key "$key" \
+      --channel "$channel" --seconds "$secs" --concurrency 32 --batch "$batch")
+    r1=$(redis_cpu); g1=$(gw_cpu_s)
+    line=$(node -e '
+      const o = JSON.parse(process.argv[1]);
+      const [ch, batch, r0, r1, g0, g1] = process.argv.slice(2);
+      o.channel = ch; o.batch = Number(batch);
+      o.redis_us_per_msg = +((r1 - r0) * 1e6 / o.messages).toFixed(2);
+      o.gateway_us_per_msg = +((g1 - g0) * 1e6 / o.messages).toFixed(2);
+      console.log(JSON.stringify(o));' "$out" "$channel" "$batch" "$r0" "$r1" "$g0" "$g1")
+    results+=("$line")
+    node -e '
+      const o = JSON.parse(process.argv[1]);
+      console.log(`${o.channel.padEnd(12)} ${String(o.batch).padStart(6)} ${String(o.messages_per_s).padStart(12)} ` +
+        `${o.p50_ms.toFixed(2).padStart(9)} ${o.p99_ms.toFixed(2).padStart(9)} ` +
+        `${String(o.redis_us_per_msg).padStart(16)} ${String(o.gateway_us_per_msg).padStart(16)}`);' "$line"
+  done
+done
+node -e '
+  const rs = process.argv.slice(1).map((l) => JSON.parse(l));
+  const get = (ch, b) => rs.find((r) => r.channel === ch && r.batch === b);
+  for (const b of [1, 50]) {
+    const h = get("job:bench", b), p = get("plain:bench", b);
+    console.log(`batch ${b}: history/plain Redis CPU per message ${(h.redis_us_per_msg / p.redis_us_per_msg).toFixed(2)}x, ` +
+      `throughput ${(h.messages_per_s / p.messages_per_s).toFixed(2)}x`);
+  }
+  console.log(JSON.stringify({ machine: { cpus: require("os").cpus().length, model: require("os").cpus()[0].model }, results: rs }));
+' "${results[@]}"
