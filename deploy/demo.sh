@@ -47,7 +47,8 @@ for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break;
 
 for port in 8081 8082; do
   "$bin/wsgw" --listen "$host:$port" --redis "redis://127.0.0.1:$redis_port" \
-    --jwt-secret-file "$run/secret" --api-key-file "$run/api-keys" 2>"$run/wsgw-$port.log" &
+    --jwt-secret-file "$run/secret" --api-key-file "$run/api-keys" --drain-seconds 2 \
+    2>"$run/wsgw-$port.log" &
   pids+=($!)
 done
 for port in 8081 8082; do wait_http "http://$host:$port/readyz"; done
