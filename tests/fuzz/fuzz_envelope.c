@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "bus_internal.h"
 #include "pubsub/pubsub.h"
 
@@ -31,23 +32,7 @@
 #define CHANNEL "ns:\"quoted\\name\""
 #define STORED_TAIL "\"offset\":7,\"epoch\":\"Ep-0_z\"}"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_envelope: %s:%d: check failed: %s\n", __FILE__, __LINE__,        \
-                    #cond);                                                                        \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static int member_is(const json_t *obj, const char *key, const char *want)
-{
-    const json_t *v = json_object_get(obj, key);
-
-    return json_is_string(v) && strcmp(json_string_value(v), want) == 0;
-}
 
 /* 1..max bytes of [A-Za-z0-9_-], plus the extra characters in `more`. */
 static int word_valid(const char *s, size_t max, const char *more)

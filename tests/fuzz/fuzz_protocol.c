@@ -23,30 +23,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "protocol.h"
 
 #define HEADROOM 16                      /* stands in for LWS_PRE */
 #define SENDER "fuzz.user"               /* the sub the gateway stamps on a publish */
 #define SENT_MS ((int64_t)1700000000123) /* ... and the publish time */
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_protocol: %s:%d: check failed: %s\n", __FILE__, __LINE__,        \
-                    #cond);                                                                        \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* 1 when obj[key] is the string want. */
-static int member_is(const json_t *obj, const char *key, const char *want)
-{
-    const json_t *v = json_object_get(obj, key);
-
-    return json_is_string(v) && strcmp(json_string_value(v), want) == 0;
-}
 
 /* A reply frame as the connection layer gets it: refs 1, the text NUL
  * terminated after len bytes, one JSON object with the expected type and

@@ -40,6 +40,7 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
+#include "fuzz_check.h"
 #include "auth/auth.h"
 
 #define NOW ((int64_t)1700000000)
@@ -50,13 +51,6 @@
 /* Room for any signature made here (RSA 2048: 256 bytes, DER ECDSA: 72). */
 #define MAX_SIG 512
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_token: %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 enum { MODE_RAW, MODE_SIGNED, MODE_FORGED, MODE_ASYM };
 
@@ -76,7 +70,6 @@ static struct {
 } G;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* ------------------------------------------------------------ set-up */
 
