@@ -127,9 +127,10 @@ static int send_close(gw_conn *c)
 {
     unsigned char buf[LWS_PRE + 2 + CLOSE_REASON_MAX];
     unsigned char *p = buf + LWS_PRE;
-    size_t rlen = strnlen(c->close_reason, CLOSE_REASON_MAX);
+    size_t rlen;
     if (!c->close_code)
-        return -1; /* gw_conn_hangup */
+        return -1; /* gw_conn_hangup: no frame, and no reason set */
+    rlen = strnlen(c->close_reason, CLOSE_REASON_MAX);
     p[0] = (unsigned char)(c->close_code >> 8);
     p[1] = (unsigned char)(c->close_code & 0xff);
     memcpy(p + 2, c->close_reason, rlen);
