@@ -127,10 +127,15 @@ static void on_accept(void *arg, int fd)
 static void lws_log_emit(int level, const char *line)
 {
     size_t n = strlen(line);
+    int lvl = level == LLL_ERR ? GW_LOG_ERROR : level == LLL_WARN ? GW_LOG_WARN : GW_LOG_DEBUG;
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
-    gw_log(level == LLL_ERR ? GW_LOG_ERROR : level == LLL_WARN ? GW_LOG_WARN : GW_LOG_DEBUG,
-           "lws", NULL, "%.*s", (int)n, line);
+    /* lws warns once per upgrade our filter refused (a limit, a drain, a
+     * wrong path): under a connect flood that is a flood of warnings. The
+     * refusals are counted in /metrics instead. */
+    if (strstr(line, "denied connection"))
+        lvl = GW_LOG_DEBUG;
+    gw_log(lvl, "lws", NULL, "%.*s", (int)n, line);
 }
 
 static int lws_create(gw_server *s)
