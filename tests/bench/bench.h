@@ -18,10 +18,14 @@
 #define BENCH_MAX_CONNECTIONS 200000
 
 typedef enum { BENCH_BROADCAST, BENCH_PER_JOB } bench_pattern;
-typedef enum { BENCH_VIA_REDIS, BENCH_VIA_WS } bench_via;
+typedef enum { BENCH_VIA_REDIS, BENCH_VIA_WS, BENCH_VIA_HTTP } bench_via;
+/* What is measured: wsgw (auth and subscribe messages, JSON envelopes), or
+ * Nchan (channel in the URL, raw bodies, HTTP publishing; see nchan.h). */
+typedef enum { BENCH_TARGET_WSGW, BENCH_TARGET_NCHAN } bench_target;
 
 typedef struct bench_config {
     /* Target: a loopback address only (checked by options.c). */
+    bench_target target;
     struct sockaddr_in dst;
     char host_header[80];
     char path[128];
@@ -53,6 +57,9 @@ typedef struct bench_config {
     struct sockaddr_in redis;
     int have_redis;
     char redis_prefix[64];
+    char pub_path[128];          /* nchan: publisher location, channel appended */
+    uint32_t http_conns;         /* nchan: keep-alive publishing connections */
+    uint32_t http_depth;         /* nchan: requests pipelined on each */
     double rate;                 /* messages per second; 0 with closed_loop */
     int closed_loop;
     uint32_t window;             /* closed loop: messages in flight */
@@ -60,6 +67,7 @@ typedef struct bench_config {
     uint64_t messages;           /* 0: no limit but the duration */
     uint32_t payload_bytes;      /* size of the data object published */
     double drain_timeout;        /* seconds to wait for stragglers */
+    double settle;               /* seconds between all ready and the first publish */
 
     /* Modes and output. */
     int idle;
@@ -75,6 +83,10 @@ uint64_t bench_now_ns(void);
 
 /* VmRSS of a process in KiB (pid 0: this one), or 0 when unreadable. */
 uint64_t bench_rss_kb(int pid);
+
+/* User plus system CPU time a process has used, in seconds, from
+ * /proc/<pid>/stat; -1 when unreadable. */
+double bench_cpu_seconds(int pid);
 
 /* The channel connection `idx` subscribes to. */
 void bench_channel_of(const bench_config *cfg, uint32_t idx, char *out, size_t outlen);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 uint64_t bench_now_ns(void)
 {
@@ -32,6 +33,26 @@ uint64_t bench_rss_kb(int pid)
     }
     fclose(f);
     return kb;
+}
+
+double bench_cpu_seconds(int pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long long ut, st;
+    size_t n;
+    FILE *f;
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    if (!(f = fopen(path, "r")))
+        return -1;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The command name may hold spaces and parentheses: skip to the last ')'.
+     * Then state is field 3, utime and stime fields 14 and 15. */
+    if (!(p = strrchr(buf, ')')) ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 void bench_channel_of(const bench_config *cfg, uint32_t idx, char *out, size_t outlen)

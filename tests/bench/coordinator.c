@@ -9,6 +9,8 @@
  *
  *   CONNECT  workers ramp up; each reports READY once all of its connections
  *            are ready or failed (bounded by --connect-timeout).
+ *   SETTLE   --settle seconds of quiet, for servers that confirm a
+ *            subscription before it is in place everywhere (Nchan).
  *   PUBLISH  rate mode: a 1 ms tick publishes what the schedule says is due;
  *            closed loop: publish while fewer than --window messages are
  *            still being delivered (deliveries counted by workers' PROGRESS).
@@ -46,7 +48,7 @@
 #define STOP_TIMEOUT_MS 20000  /* FINAL records must arrive within this */
 #define CONNECT_SLACK_S 30     /* on top of ramp time and --connect-timeout */
 
-enum { PH_CONNECT, PH_PUBLISH, PH_HOLD, PH_DRAIN, PH_STOP, PH_DONE };
+enum { PH_CONNECT, PH_SETTLE, PH_PUBLISH, PH_HOLD, PH_DRAIN, PH_STOP, PH_DONE };
 
 typedef struct bench_run bench_run;
 
@@ -82,6 +84,7 @@ struct bench_run {
     uint64_t unique;           /* sum of workers' first-time deliveries */
     uint64_t t_last_change;
     int drained;
+    double cpu0_gw, cpu0_bench;  /* CPU seconds used before publishing began */
     bench_result res;
 };
 
@@ -207,6 +210,31 @@ static void pump(bench_run *r)
     }
 }
 
+/* CPU seconds of the server (--pid) and of all workers, so that a report
+ * tells which side was saturated; -1 when unreadable. */
+static double cpu_of_server(const bench_run *r)
+{
+    return r->cfg->pid ? bench_cpu_seconds(r->cfg->pid) : -1;
+}
+
+static double cpu_of_workers(const bench_run *r)
+{
+    double sum = 0, t;
+    for (uint32_t i = 0; i < r->k; i++) {
+        if ((t = bench_cpu_seconds((int)r->ch[i].pid)) < 0)
+            return -1;
+        sum += t;
+    }
+    return sum;
+}
+
+static void cpu_window_end(bench_run *r)
+{
+    double g = cpu_of_server(r), b = cpu_of_workers(r);
+    r->res.gw_cpu_s = g >= 0 && r->cpu0_gw >= 0 ? g - r->cpu0_gw : -1;
+    r->res.bench_cpu_s = b >= 0 && r->cpu0_bench >= 0 ? b - r->cpu0_bench : -1;
+}
+
 static void check_drained(bench_run *r)
 {
     if (r->phase != PH_DRAIN || r->drained)
@@ -223,6 +251,7 @@ static void end_publish(bench_run *r)
         return;
     uv_timer_stop(&r->tick);
     r->t_pub_end = bench_now_ns();
+    cpu_window_end(r);
     r->phase = PH_DRAIN;
     uv_timer_start(&r->phase_timer, on_phase_timer,
                    (uint64_t)(r->cfg->drain_timeout * 1000), 0);
@@ -249,6 +278,8 @@ static void start_publish(bench_run *r)
     const bench_config *cfg = r->cfg;
     r->fanout = cfg->pattern == BENCH_BROADCAST ? total_ready(r) : 1;
     r->phase = PH_PUBLISH;
+    r->cpu0_gw = cpu_of_server(r);
+    r->cpu0_bench = cpu_of_workers(r);
     r->t_pub_start = r->t_last_change = bench_now_ns();
     uv_timer_start(&r->phase_timer, on_phase_timer, (uint64_t)(cfg->duration * 1000), 0);
     if (cfg->closed_loop)
@@ -271,6 +302,9 @@ static void maybe_start(bench_run *r)
                        (uint64_t)(cfg->duration * 1000), 0);
     } else if (r->pub.failed) {
         begin_stop(r);
+    } else if (r->pub.ready && cfg->settle > 0) {
+        r->phase = PH_SETTLE;
+        uv_timer_start(&r->phase_timer, on_phase_timer, (uint64_t)(cfg->settle * 1000), 0);
     } else if (r->pub.ready) {
         start_publish(r);
     }
@@ -287,8 +321,10 @@ static void begin_stop(bench_run *r)
 {
     if (r->phase >= PH_STOP)
         return;
-    if (r->phase == PH_PUBLISH)
+    if (r->phase == PH_PUBLISH) {
         r->t_pub_end = bench_now_ns();
+        cpu_window_end(r);
+    }
     /* Read while the connections are still open: that is what was asked. */
     if (r->cfg->pid && r->phase != PH_CONNECT)
         r->res.gw_rss_after_kb = bench_rss_kb(r->cfg->pid);
@@ -326,6 +362,12 @@ static void on_phase_timer(uv_timer_t *t)
     case PH_CONNECT:
         fprintf(stderr, "wsgw-bench: connect phase did not end in time; stopping\n");
         begin_stop(r);
+        break;
+    case PH_SETTLE:
+        if (r->pub.failed)
+            begin_stop(r);
+        else
+            start_publish(r);
         break;
     case PH_PUBLISH:
         end_publish(r);
@@ -650,6 +692,7 @@ int bench_coordinator_run(const bench_config *cfg)
         goto out;
     }
     r->t_start = bench_now_ns();
+    r->res.gw_cpu_s = r->res.bench_cpu_s = -1;
     if (spawn(r) < 0) {
         /* Closing the control pipes (cleanup) stops the workers started. */
         for (uint32_t i = 0; i < r->k; i++)

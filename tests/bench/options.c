@@ -29,10 +29,16 @@ enum {
     O_CONNECT_TIMEOUT, O_SECRET_FILE, O_KID, O_ISSUER, O_AUDIENCE, O_PATTERN, O_CHANNEL,
     O_JOB_PREFIX, O_PUBLISH_VIA, O_REDIS, O_PREFIX, O_RATE, O_CLOSED_LOOP, O_WINDOW,
     O_DURATION, O_MESSAGES, O_PAYLOAD, O_DRAIN, O_IDLE, O_PID, O_JSON, O_QUIET, O_HELP,
+    O_TARGET, O_PUB_PATH, O_HTTP_CONNS, O_HTTP_DEPTH, O_SETTLE,
 };
 
 static const struct option long_opts[] = {
     {"url", required_argument, NULL, O_URL},
+    {"target", required_argument, NULL, O_TARGET},
+    {"settle", required_argument, NULL, O_SETTLE},
+    {"pub-path", required_argument, NULL, O_PUB_PATH},
+    {"http-conns", required_argument, NULL, O_HTTP_CONNS},
+    {"http-depth", required_argument, NULL, O_HTTP_DEPTH},
     {"connections", required_argument, NULL, O_CONNECTIONS},
     {"procs", required_argument, NULL, O_PROCS},
     {"source-ips", required_argument, NULL, O_SOURCE_IPS},
@@ -66,6 +72,7 @@ static const struct option long_opts[] = {
 
 static const char usage_text[] =
     "usage: wsgw-bench --secret-file F [options]\n"
+    "       wsgw-bench --target nchan --url ws://127.0.0.1:PORT/sub/ [options]\n"
     "\n"
     "Opens N WebSocket connections to a wsgw gateway on loopback, authenticates\n"
     "each with a token it signs (HS256), subscribes them, publishes sequenced,\n"
@@ -83,6 +90,9 @@ static const char usage_text[] =
     "  --connect-rate C               new connections per second (default 5000)\n"
     "  --max-pending P                per process, connects not yet ready (default 500)\n"
     "  --connect-timeout S            seconds for one connection to be ready (default 15)\n"
+    "  --target wsgw|nchan            server under test (default wsgw). nchan: the URL\n"
+    "                                 path is the subscriber location, the channel is\n"
+    "                                 appended to it, no auth; publishing is HTTP POST\n"
     "tokens:\n"
     "  --secret-file F                HMAC secret the gateway verifies with (required)\n"
     "  --kid ID  --issuer ISS  --audience AUD   claims/header to match the gateway's config\n"
@@ -91,10 +101,14 @@ static const char usage_text[] =
     "  --channel NAME                 broadcast channel (default chat:bench)\n"
     "  --job-prefix P                 per-job channel prefix (default job:)\n"
     "publishing:\n"
-    "  --publish-via redis|ws         Redis PUBLISH (default when --redis given) or a\n"
-    "                                 WebSocket client's publish command\n"
+    "  --publish-via redis|ws|http    Redis PUBLISH (default when --redis given), a\n"
+    "                                 WebSocket client's publish command, or HTTP POST\n"
+    "                                 (nchan only, its default)\n"
     "  --redis redis://127.0.0.1:6379 Redis the gateway listens to\n"
     "  --prefix wsgw:                 Redis channel prefix\n"
+    "  --pub-path /pub/               nchan: publisher location (channel appended)\n"
+    "  --http-conns N                 nchan: keep-alive publishing connections (default 8)\n"
+    "  --http-depth D                 nchan: requests pipelined per connection (default 32)\n"
     "  --rate R                       messages per second (default 100)\n"
     "  --closed-loop                  publish as fast as deliveries complete\n"
     "  --window W                     closed loop: messages in flight (default 1)\n"
@@ -102,6 +116,8 @@ static const char usage_text[] =
     "  --messages M                   stop after M messages (default: duration only)\n"
     "  --payload-bytes B              size of each message's data object (default 100)\n"
     "  --drain-timeout S              seconds to wait for late deliveries (default 10)\n"
+    "  --settle S                     seconds between all connections ready and the first\n"
+    "                                 publish (default 0; nchan: 1, see nchan.h)\n"
     "modes and output:\n"
     "  --idle                         connect, authenticate, subscribe, hold --duration\n"
     "                                 seconds; no publishing\n"
@@ -268,6 +284,17 @@ static int apply(bench_config *cfg, int o, const char *v, const char **via)
     double d;
     switch (o) {
     case O_URL: return parse_url(cfg, v);
+    case O_TARGET:
+        if (parse_choice("target", v, "wsgw", "nchan", &choice) < 0)
+            return -1;
+        cfg->target = choice ? BENCH_TARGET_NCHAN : BENCH_TARGET_WSGW;
+        return 0;
+    case O_PUB_PATH:
+        if (v[0] != '/')
+            return bad("pub-path", v, "expected a path starting with /");
+        return copy_str("pub-path", v, cfg->pub_path, sizeof(cfg->pub_path));
+    case O_HTTP_CONNS: return parse_u32("http-conns", v, 1, 256, &cfg->http_conns);
+    case O_HTTP_DEPTH: return parse_u32("http-depth", v, 1, 10000, &cfg->http_depth);
     case O_CONNECTIONS: return parse_u32("connections", v, 1, BENCH_MAX_CONNECTIONS, &cfg->connections);
     case O_PROCS: return parse_u32("procs", v, 1, BENCH_MAX_PROCS, &cfg->procs);
     case O_SOURCE_IPS: return parse_sources(cfg, v);
@@ -299,6 +326,7 @@ static int apply(bench_config *cfg, int o, const char *v, const char **via)
         return 0;
     case O_PAYLOAD: return parse_u32("payload-bytes", v, 0, 60000, &cfg->payload_bytes);
     case O_DRAIN: return parse_num("drain-timeout", v, 0.1, 600, &cfg->drain_timeout);
+    case O_SETTLE: return parse_num("settle", v, 0, 600, &cfg->settle);
     case O_IDLE: cfg->idle = 1; return 0;
     case O_PID:
         if (parse_num("pid", v, 1, 1 << 30, &d) < 0)
@@ -324,10 +352,14 @@ static void set_defaults(bench_config *cfg)
     strcpy(cfg->channel, "chat:bench");
     strcpy(cfg->job_prefix, "job:");
     strcpy(cfg->redis_prefix, "wsgw:");
+    strcpy(cfg->pub_path, "/pub/");
+    cfg->http_conns = 8;
+    cfg->http_depth = 32;
     cfg->window = 1;
     cfg->duration = 10;
     cfg->payload_bytes = 100;
     cfg->drain_timeout = 10;
+    cfg->settle = -1;
     clock_gettime(CLOCK_REALTIME, &ts);
     /* Kept below 2^53 so that any JSON parser on the way keeps it exact. */
     cfg->run_id = ((uint64_t)ts.tv_sec * 1000003u ^ (uint64_t)ts.tv_nsec ^
@@ -338,7 +370,7 @@ static void set_defaults(bench_config *cfg)
 static int finish(bench_config *cfg, const char *via)
 {
     uint32_t per_proc;
-    if (!cfg->secret) {
+    if (!cfg->secret && cfg->target == BENCH_TARGET_WSGW) {
         fprintf(stderr, "wsgw-bench: --secret-file is required (the gateway's HMAC secret)\n");
         return -1;
     }
@@ -356,18 +388,30 @@ static int finish(bench_config *cfg, const char *via)
         cfg->src_first = (127u << 24) | 2;
         cfg->src_count = (cfg->connections + PER_SRC_DEFAULT - 1) / PER_SRC_DEFAULT;
     }
-    if (via) {
-        int ws;
-        if (parse_choice("publish-via", via, "redis", "ws", &ws) < 0)
-            return -1;
-        cfg->via = ws ? BENCH_VIA_WS : BENCH_VIA_REDIS;
-    } else {
+    if (via && strcmp(via, "http") == 0)
+        cfg->via = BENCH_VIA_HTTP;
+    else if (via && strcmp(via, "ws") == 0)
+        cfg->via = BENCH_VIA_WS;
+    else if (via && strcmp(via, "redis") == 0)
+        cfg->via = BENCH_VIA_REDIS;
+    else if (via)
+        return bad("publish-via", via, "unknown choice");
+    else if (cfg->target == BENCH_TARGET_NCHAN)
+        cfg->via = BENCH_VIA_HTTP;
+    else
         cfg->via = cfg->have_redis ? BENCH_VIA_REDIS : BENCH_VIA_WS;
+    /* Nchan has no wsgw publish command and its Redis layout is its own;
+     * wsgw has no plain-body HTTP publisher. */
+    if ((cfg->via == BENCH_VIA_HTTP) != (cfg->target == BENCH_TARGET_NCHAN)) {
+        fprintf(stderr, "wsgw-bench: --target nchan publishes with --publish-via http, and only it does\n");
+        return -1;
     }
     if (!cfg->idle && cfg->via == BENCH_VIA_REDIS && !cfg->have_redis) {
         fprintf(stderr, "wsgw-bench: --publish-via redis needs --redis redis://127.0.0.1:PORT\n");
         return -1;
     }
+    if (cfg->settle < 0)
+        cfg->settle = cfg->target == BENCH_TARGET_NCHAN ? 1 : 0;
     if (cfg->closed_loop && cfg->rate > 0) {
         fprintf(stderr, "wsgw-bench: --rate and --closed-loop exclude each other\n");
         return -1;

@@ -17,6 +17,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "nchan.h"
 #include "redis_uv.h"
 #include "token.h"
 
@@ -224,7 +225,7 @@ static void ws_pub_closed(ws_client *ws, int stage, int code, const char *why)
     pub_fail(p, "publisher connection closed: %s (close %d)", why, code);
 }
 
-static const ws_client_cb ws_pub_cb = {ws_pub_open, ws_pub_text, ws_pub_closed};
+static const ws_client_cb ws_pub_cb = {ws_pub_open, ws_pub_text, ws_pub_closed, NULL};
 
 static int ws_start(bench_pub *p)
 {
@@ -269,6 +270,8 @@ int bench_pub_start(bench_pub *p, uv_loop_t *loop, const bench_config *cfg, benc
     p->loop = loop;
     p->cb = cb;
     p->arg = arg;
+    if (cfg->via == BENCH_VIA_HTTP)
+        return bench_nchan_pub_start(p);
     return cfg->via == BENCH_VIA_REDIS ? redis_start(p) : ws_start(p);
 }
 
@@ -276,6 +279,8 @@ int bench_pub_send(bench_pub *p, const char *channel, const char *data, size_t l
 {
     if (!p->ready || p->failed || p->stopping)
         return -1;
+    if (p->cfg->via == BENCH_VIA_HTTP)
+        return bench_nchan_pub_send(p, channel, data, len);
     return p->cfg->via == BENCH_VIA_REDIS ? redis_send(p, channel, data, len)
                                           : ws_send(p, channel, data, len);
 }
@@ -290,10 +295,13 @@ void bench_pub_stop(bench_pub *p)
         redisAsyncDisconnect(p->ac);
     else if (p->cfg->via == BENCH_VIA_WS)
         ws_client_close(&p->ws, 1000);
+    else if (p->cfg->via == BENCH_VIA_HTTP)
+        bench_nchan_pub_stop(p);
 }
 
 void bench_pub_free(bench_pub *p)
 {
+    bench_nchan_pub_free(p);
     free(p->sh);
     free(p->buf);
     p->sh = NULL;

@@ -1,13 +1,14 @@
 /*
  * publisher: where the bench's messages enter the system.
  *
- * Two paths, as backends and browsers publish: Redis PUBLISH on
+ * Two paths to wsgw, as backends and browsers publish: Redis PUBLISH on
  * <prefix><channel> with {"data":...} (hiredis, async, pipelined on one
  * connection), or the {"type":"publish"} command of one WebSocket client
  * whose token grants publish rights. Either way each message is acknowledged
  * (PUBLISH's integer reply, or "published"/"error"), in order, and the
  * publisher counts acknowledgements and errors. The data object is the
- * caller's; the publisher only wraps it.
+ * caller's; the publisher only wraps it. A third path, HTTP POST of the bare
+ * object, publishes to Nchan (nchan.h).
  */
 #ifndef BENCH_PUBLISHER_H
 #define BENCH_PUBLISHER_H
@@ -39,6 +40,7 @@ typedef struct bench_pub {
     redisAsyncContext *ac;
     ws_client ws;
     ws_shared *sh;
+    struct nchan_pub *http;   /* --publish-via http: Nchan's publisher (nchan.c) */
     char *buf;                /* one message being framed */
     size_t buf_cap;
 } bench_pub;

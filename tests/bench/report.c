@@ -78,6 +78,11 @@ static void source_range(const bench_config *cfg, char *out, size_t n)
     snprintf(out, n, "%s-%s", sa, sb);
 }
 
+static const char *bench_via_name(bench_via v)
+{
+    return v == BENCH_VIA_REDIS ? "redis" : v == BENCH_VIA_WS ? "ws" : "http";
+}
+
 static const char *mode_name(const bench_config *cfg)
 {
     return cfg->idle ? "idle" : cfg->closed_loop ? "closed-loop" : "rate";
@@ -108,8 +113,9 @@ static void table_connect(FILE *out, const bench_result *r, const bench_config *
                 "died with a worker %u\n%-18s e.g. %s\n", "  not ready:", r->fails.connect,
                 r->fails.handshake, r->fails.auth, r->fails.subscribe, r->fails.timeout,
                 r->lost_to_crashes, "", r->example_error);
-    fprintf(out, "%-18s %.0f conn/s (%u in %.2f s, connect+upgrade+auth+subscribe)\n",
-            "connect rate", per_s(r->ready, r->connect_seconds), r->ready, r->connect_seconds);
+    fprintf(out, "%-18s %.0f conn/s (%u in %.2f s, connect+upgrade%s)\n", "connect rate",
+            per_s(r->ready, r->connect_seconds), r->ready, r->connect_seconds,
+            cfg->target == BENCH_TARGET_NCHAN ? "" : "+auth+subscribe");
     table_latency(out, "connect latency", &r->connect);
 }
 
@@ -117,12 +123,15 @@ static void table_delivery(FILE *out, const bench_result *r, const bench_config 
 {
     fprintf(out, "%-18s %llu msgs via %s in %.2f s (%.1f msg/s), %llu acked, %llu errors\n",
             "published", (unsigned long long)r->sent,
-            cfg->via == BENCH_VIA_REDIS ? "redis" : "ws", r->publish_seconds,
+            bench_via_name(cfg->via), r->publish_seconds,
             per_s(r->sent, r->publish_seconds), (unsigned long long)r->acked,
             (unsigned long long)r->pub_errors);
     if (r->pub_error[0])
         fprintf(out, "%-18s %s\n", "  last error:", r->pub_error);
-    if (r->zero_receivers)
+    if (r->zero_receivers && cfg->via == BENCH_VIA_HTTP)
+        fprintf(out, "%-18s %llu POST answered 202: no subscriber on that channel\n",
+                "  hint:", (unsigned long long)r->zero_receivers);
+    else if (r->zero_receivers)
         fprintf(out, "%-18s %llu PUBLISH reached no Redis subscriber (is the gateway on this Redis and prefix?)\n",
                 "  hint:", (unsigned long long)r->zero_receivers);
     fprintf(out, "%-18s %llu of %llu expected in %.2f s: %.0f deliveries/s\n", "deliveries",
@@ -136,6 +145,13 @@ static void table_delivery(FILE *out, const bench_result *r, const bench_config 
         fprintf(out, "%-18s close %d: %u connections\n", "", r->f.codes[i].code,
                 r->f.codes[i].count);
     table_latency(out, "latency", &r->f.latency);
+    if (r->publish_seconds > 0 && r->gw_cpu_s >= 0)
+        fprintf(out, "%-18s server %.0f%%, ", "cpu", r->gw_cpu_s * 100 / r->publish_seconds);
+    else if (r->publish_seconds > 0)
+        fprintf(out, "%-18s server unknown (no --pid), ", "cpu");
+    if (r->publish_seconds > 0)
+        fprintf(out, "bench workers %.0f%% of one core while publishing\n",
+                r->bench_cpu_s >= 0 ? r->bench_cpu_s * 100 / r->publish_seconds : 0.0);
 }
 
 static void table_memory(FILE *out, const bench_result *r, const bench_config *cfg)
@@ -154,7 +170,8 @@ static void table_memory(FILE *out, const bench_result *r, const bench_config *c
 void bench_report_table(FILE *out, const bench_result *r, const bench_config *cfg)
 {
     reasons rs;
-    fprintf(out, "\n== wsgw-bench %s: %s, %s %s\n", mode_name(cfg), cfg->url,
+    fprintf(out, "\n== wsgw-bench %s%s: %s, %s %s\n", mode_name(cfg),
+            cfg->target == BENCH_TARGET_NCHAN ? " (nchan)" : "", cfg->url,
             cfg->pattern == BENCH_BROADCAST ? "broadcast on" : "per-job on",
             cfg->pattern == BENCH_BROADCAST ? cfg->channel : cfg->job_prefix);
     table_connect(out, r, cfg);
@@ -185,12 +202,12 @@ static json_t *config_json(const bench_config *cfg)
 {
     char src[48];
     source_range(cfg, src, sizeof(src));
-    return json_pack("{s:s, s:i, s:i, s:s, s:s, s:s, s:s, s:s, s:f, s:i, s:f, s:I, s:i, s:f}",
-                     "url", cfg->url, "connections", (int)cfg->connections, "procs",
+    return json_pack("{s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:s, s:s, s:f, s:i, s:f, s:I, s:i, s:f}",
+                     "target", cfg->target == BENCH_TARGET_NCHAN ? "nchan" : "wsgw", "url", cfg->url, "connections", (int)cfg->connections, "procs",
                      (int)cfg->procs, "source_ips", src, "pattern",
                      cfg->pattern == BENCH_BROADCAST ? "broadcast" : "per-job", "channel",
                      cfg->pattern == BENCH_BROADCAST ? cfg->channel : cfg->job_prefix,
-                     "publish_via", cfg->via == BENCH_VIA_REDIS ? "redis" : "ws", "mode",
+                     "publish_via", bench_via_name(cfg->via), "mode",
                      mode_name(cfg), "rate", cfg->closed_loop ? 0.0 : cfg->rate, "window",
                      (int)cfg->window, "duration_s", cfg->duration, "messages",
                      (json_int_t)cfg->messages, "payload_bytes", (int)cfg->payload_bytes,
@@ -270,6 +287,15 @@ static json_t *result_json(const bench_result *r, const bench_config *cfg)
                                       "last_error", r->pub_error));
         json_object_set_new(j, "delivery", delivery_json(r));
         json_object_set_new(j, "latency_ms", latency_json(&r->f.latency));
+        if (r->publish_seconds > 0)
+            json_object_set_new(
+                j, "cpu_pct_while_publishing",
+                json_pack("{s:o, s:o}", "server",
+                          r->gw_cpu_s >= 0 ? json_real(r->gw_cpu_s * 100 / r->publish_seconds)
+                                           : json_null(),
+                          "bench_workers",
+                          r->bench_cpu_s >= 0 ? json_real(r->bench_cpu_s * 100 / r->publish_seconds)
+                                              : json_null()));
     }
     json_object_set_new(j, "memory", memory_json(r, cfg));
     json_object_set_new(j, "interrupted", json_boolean(r->interrupted));

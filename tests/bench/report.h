@@ -45,6 +45,10 @@ typedef struct bench_result {
     uint64_t gw_rss_before_kb;
     uint64_t gw_rss_after_kb;
     uint64_t bench_rss_kb;        /* all workers */
+    /* CPU time used while publishing (--pid: the server; the bench's
+     * workers), in seconds; negative when unknown. */
+    double gw_cpu_s;
+    double bench_cpu_s;
 } bench_result;
 
 /* Lost deliveries: expected but never received. */

@@ -10,6 +10,9 @@
  *
  * Timeouts are swept by one timer over all connections rather than a timer
  * each, which would cost a uv_timer_t per connection for a rare event.
+ *
+ * With --target nchan a connection is ready at the upgrade: Nchan takes the
+ * channel from the URL (conn_target) and has no auth or subscribe message.
  */
 #include "worker.h"
 
@@ -26,6 +29,7 @@
 
 #include "ipc.h"
 #include "message.h"
+#include "nchan.h"
 #include "token.h"
 #include "wsclient.h"
 
@@ -77,7 +81,10 @@ struct bench_worker {
 static void conn_open(ws_client *ws);
 static void conn_text(ws_client *ws, const char *msg, size_t len);
 static void conn_closed(ws_client *ws, int stage, int code, const char *why);
-static const ws_client_cb conn_cb = {conn_open, conn_text, conn_closed};
+static void conn_target(ws_client *ws, char *out, size_t cap);
+static const ws_client_cb conn_cb = {conn_open, conn_text, conn_closed, NULL};
+/* Nchan names the channel in the URL and needs no auth: see nchan.h. */
+static const ws_client_cb nchan_conn_cb = {conn_open, conn_text, conn_closed, conn_target};
 
 /* ---- connect phase ---------------------------------------------------- */
 
@@ -149,7 +156,8 @@ static void conn_start(bench_worker *w, bench_conn *c)
     w->pending++;
     if (!w->rdy.t_first_start)
         w->rdy.t_first_start = c->t_start;
-    rc = ws_client_connect(&c->ws, &w->loop, &w->sh, &src, &cfg->dst, &conn_cb);
+    rc = ws_client_connect(&c->ws, &w->loop, &w->sh, &src, &cfg->dst,
+                           cfg->target == BENCH_TARGET_NCHAN ? &nchan_conn_cb : &conn_cb);
     if (rc < 0)
         conn_fail(c, &w->rdy.fails.connect, uv_strerror(rc), 0);
 }
@@ -182,6 +190,12 @@ static void on_sweep(uv_timer_t *t)
 
 /* ---- protocol --------------------------------------------------------- */
 
+static void conn_target(ws_client *ws, char *out, size_t cap)
+{
+    bench_conn *c = ws->data;
+    bench_nchan_target(c->w->cfg, c->idx, out, cap);
+}
+
 static void conn_open(ws_client *ws)
 {
     bench_conn *c = ws->data;
@@ -189,6 +203,12 @@ static void conn_open(ws_client *ws)
     char chan[192], claims[768], *token, *msg;
     long long now = (long long)time(NULL);
     int n;
+
+    /* Nchan subscribed the connection during the upgrade. */
+    if (cfg->target == BENCH_TARGET_NCHAN) {
+        conn_ready(c);
+        return;
+    }
 
     bench_channel_of(cfg, c->idx, chan, sizeof(chan));
     n = snprintf(claims, sizeof(claims), "{\"sub\":\"bench-%u\",\"iat\":%lld,\"exp\":%lld,"

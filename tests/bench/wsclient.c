@@ -149,14 +149,18 @@ static void expected_accept(char out[29], const char *key)
 static int send_upgrade(ws_client *c)
 {
     uint64_t r[2] = {prng_next(c->sh), prng_next(c->sh)};
-    char key[32], req[512];
+    char key[32], req[640], target[320];
     int n;
     EVP_EncodeBlock((unsigned char *)key, (const unsigned char *)r, 16);
     expected_accept(c->accept, key);
+    if (c->cb->target)
+        c->cb->target(c, target, sizeof(target));
+    else
+        snprintf(target, sizeof(target), "%s", c->sh->path);
     n = snprintf(req, sizeof(req),
                  "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                 c->sh->path, c->sh->host, key);
+                 target, c->sh->host, key);
     return raw_write(c, req, (size_t)n);
 }
 

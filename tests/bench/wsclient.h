@@ -43,6 +43,10 @@ typedef struct ws_client_cb {
      * (1002, 1009). `stage` is how far it got; `why` is borrowed. Called at
      * most once; the client may be reused only after the loop has run. */
     void (*closed)(ws_client *c, int stage, int code, const char *why);
+    /* Optional: writes this connection's request target into out (cap
+     * bytes), for servers that take the channel from the URL. NULL: every
+     * connection uses the shared path. */
+    void (*target)(ws_client *c, char *out, size_t cap);
 } ws_client_cb;
 
 /* What every client of one loop shares: the read buffer (valid because libuv
