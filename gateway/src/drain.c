@@ -37,6 +37,10 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void finish_stop(gw_server *s)
 {
+    /* Also here, not only in close_all: when the last client leaves on its
+     * own during the drain window, the stop ends without close_all, and an
+     * open listener would keep the loop (and the process) alive. */
+    gw_listener_stop(&s->listener);
     if (!uv_is_closing((uv_handle_t *)&s->stop_timer))
         uv_close((uv_handle_t *)&s->stop_timer, on_handle_closed);
     if (!uv_is_closing((uv_handle_t *)&s->drain_timer))

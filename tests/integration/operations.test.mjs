@@ -57,6 +57,18 @@ describe('graceful drain on SIGTERM', () => {
     assert.ok(drainLog, 'a "draining" log record');
   });
 
+  test('clients that leave by themselves end the drain early: the process exits 0 at once', async () => {
+    const gw = await s.gateway({ name: 'drain-early', drainSeconds: 60 });
+    const clients = await users(gw, 3, 'early');
+    gw.signal('SIGTERM');
+    await gw.waitStatus('/readyz', 503, T(1000));
+    const t0 = Date.now();
+    await Promise.all(clients.map((c) => c.close())); // they reconnect elsewhere
+    await withTimeout(gw.exited, T(5000), 'the gateway to exit once its last client left');
+    assert.ok(Date.now() - t0 < T(5000));
+    assert.equal((await gw.stop()).code, 0);
+  });
+
   test('a second signal during the drain closes the rest at once', async () => {
     const gw = await s.gateway({ name: 'drain-cut', drainSeconds: 60 });
     const clients = await users(gw, 5, 'cut');
