@@ -54,18 +54,24 @@ typedef struct gw_channel {
 
 enum sub_state { SUB_WAITING, SUB_READING, SUB_LIVE };
 
-typedef struct gw_sub {
-    enum sub_state state;
-    int answer;                    /* a `subscribed` reply is owed */
-    int64_t exp;                   /* subscription token's exp; 0: by pattern, no end */
+/* What a subscription needs only until it is live: the `subscribed` reply
+ * it owes and its history read. Kept apart so that the many idle live
+ * subscriptions do not carry it (about 140 bytes each). */
+typedef struct sub_pending {
     int has_id;
     int64_t id;
     gw_since since;
     uint64_t token;                /* of the history read in flight */
+    int overflow;                  /* more live messages than could be held */
+    held_list held;                /* live messages held back during the read */
+} sub_pending;
+
+typedef struct gw_sub {
+    enum sub_state state;
+    int64_t exp;                   /* subscription token's exp; 0: by pattern, no end */
     int64_t last;                  /* last offset this subscriber got */
     char epoch[PS_EPOCH_MAX + 1];
-    int overflow;                  /* more live messages than could be held */
-    held_list held;
+    sub_pending *p;                /* while a reply is owed (WAITING, READING) */
 } gw_sub;
 
 /* Names a history read's target without pointing at it. */
@@ -158,15 +164,14 @@ static void reply_subscribed(gw_conn *c, const char *channel, gw_sub *sub, const
     json_t *o = json_pack("{s:s,s:s}", "type", "subscribed", "channel", channel);
     if (!o)
         return;
-    if (sub->has_id)
-        json_object_set_new(o, "id", json_integer(sub->id));
+    if (sub->p->has_id)
+        json_object_set_new(o, "id", json_integer(sub->p->id));
     if (h) {
         json_object_set_new(o, "offset", json_integer(h->top));
         json_object_set_new(o, "epoch", json_string(h->epoch));
     }
     if (recovered >= 0)
         json_object_set_new(o, "recovered", json_boolean(recovered));
-    sub->answer = 0;
     gw_conn_send_owned(c, gw_frame_from_json(o, LWS_PRE));
     json_decref(o);
 }
@@ -179,12 +184,34 @@ static void reply_error(gw_conn *c, int has_id, int64_t id, const char *code, co
 
 /* ------------------------------------------------------------ table changes */
 
+static void free_pending(gw_sub *sub)
+{
+    if (sub->p) {
+        held_clear(&sub->p->held);
+        free(sub->p);
+        sub->p = NULL;
+    }
+}
+
 static void free_sub(gw_sub *sub)
 {
     if (!sub)
         return;
-    held_clear(&sub->held);
+    free_pending(sub);
     free(sub);
+}
+
+/* The subscription owes a reply (and may read history): its pending state
+ * from the command. Returns -1 when memory ran out. */
+static int set_pending(gw_sub *sub, const gw_cmd *cmd)
+{
+    sub->p = calloc(1, sizeof(*sub->p));
+    if (!sub->p)
+        return -1;
+    sub->p->has_id = cmd->has_id;
+    sub->p->id = cmd->id;
+    sub->p->since = cmd->since;
+    return 0;
 }
 
 static void free_channel(gw_channel *ch)
@@ -267,8 +294,9 @@ static void activate(gw_server *s, gw_conn *c, const char *channel, gw_channel *
         return;
     }
     sub->state = SUB_LIVE;
-    if (sub->answer)
-        reply_subscribed(c, channel, sub, NULL, sub->since.present ? 0 : -1);
+    if (sub->p)
+        reply_subscribed(c, channel, sub, NULL, sub->p->since.present ? 0 : -1);
+    free_pending(sub);
 }
 
 int gw_channels_subscribe_user(gw_server *s, gw_conn *c, const char *channel)
@@ -292,10 +320,10 @@ static void resubscribe(gw_server *s, gw_conn *c, const gw_cmd *cmd, gw_channel 
                     "a subscribe to this channel is already in progress", cmd->channel);
         return;
     }
-    sub->answer = 1;
-    sub->has_id = cmd->has_id;
-    sub->id = cmd->id;
-    sub->since = cmd->since;
+    if (set_pending(sub, cmd) < 0) {
+        reply_error(c, cmd->has_id, cmd->id, GW_ERR_UNAVAILABLE, "out of memory", cmd->channel);
+        return;
+    }
     activate(s, c, cmd->channel, ch, sub);
 }
 
@@ -326,10 +354,11 @@ void gw_channels_subscribe(gw_server *s, gw_conn *c, const gw_cmd *cmd, int64_t 
         reply_error(c, cmd->has_id, cmd->id, GW_ERR_UNAVAILABLE, ps_strerror(err), cmd->channel);
         return;
     }
-    sub->answer = 1;
-    sub->has_id = cmd->has_id;
-    sub->id = cmd->id;
-    sub->since = cmd->since;
+    if (set_pending(sub, cmd) < 0) {
+        reply_error(c, cmd->has_id, cmd->id, GW_ERR_UNAVAILABLE, "out of memory", cmd->channel);
+        gw_channels_unsubscribe(s, c, cmd->channel);
+        return;
+    }
     set_expiry(c, sub, token_exp);
     ch = channel_of(s, cmd->channel);
     if (ch->active)
@@ -386,9 +415,9 @@ static void deliver_one(void *arg, void *subscriber, void **link_data)
     } else if (sub->state == SUB_READING) {
         if (d->offset < 0) {
             gw_conn_send(c, d->frame); /* no offset: nothing to merge it with */
-        } else if (!sub->overflow &&
-                   held_push(&sub->held, d->offset, d->frame, held_max(d->srv)) < 0) {
-            sub->overflow = 1;
+        } else if (!sub->p->overflow &&
+                   held_push(&sub->p->held, d->offset, d->frame, held_max(d->srv)) < 0) {
+            sub->p->overflow = 1;
         }
     }
 }
@@ -474,10 +503,10 @@ static int64_t send_merged(gw_conn *c, const char *channel, const ps_history *h,
 /* Merges the stored entries after `since` (with_stored) and the held live
  * messages into *out (caller frees). Returns the count, or -1 when memory
  * ran out; *gap tells whether an offset is missing. */
-static long merge_held(gw_sub *sub, const ps_history *h, int64_t since, int with_stored,
+static long merge_held(const held_list *live, const ps_history *h, int64_t since, int with_stored,
                        ps_merge_item **out, int *gap)
 {
-    size_t ns = with_stored ? h->n : 0, nl = sub->held.n;
+    size_t ns = with_stored ? h->n : 0, nl = live->n;
     ps_merge_item *a = calloc(ns + 1, sizeof(*a)), *b = calloc(nl + 1, sizeof(*b));
     long n = -1;
 
@@ -487,7 +516,7 @@ static long merge_held(gw_sub *sub, const ps_history *h, int64_t since, int with
         for (size_t i = 0; i < ns; i++)
             a[i] = (ps_merge_item){h->entries[i].offset, (void *)&h->entries[i]};
         for (size_t i = 0; i < nl; i++)
-            b[i] = (ps_merge_item){sub->held.v[i].offset, sub->held.v[i].frame};
+            b[i] = (ps_merge_item){live->v[i].offset, live->v[i].frame};
         n = (long)ps_merge(since, a, ns, b, nl, *out, gap);
     }
     free(a);
@@ -501,7 +530,7 @@ static void send_held_after(gw_server *s, gw_conn *c, const char *channel, gw_su
 {
     ps_merge_item *out;
     int gap;
-    long n = merge_held(sub, h, from, 0, &out, &gap);
+    long n = merge_held(&sub->p->held, h, from, 0, &out, &gap);
     if (n > 0) {
         sub->last = send_merged(c, channel, h, out, (size_t)n, sub->last);
         s->counters.deliveries += (uint64_t)n;
@@ -511,8 +540,8 @@ static void send_held_after(gw_server *s, gw_conn *c, const char *channel, gw_su
 
 static int can_recover(const gw_server *s, const gw_sub *sub, const ps_history *h)
 {
-    int64_t since = sub->since.offset;
-    if (strcmp(h->epoch, sub->since.epoch) != 0 || since > h->top || sub->overflow)
+    int64_t since = sub->p->since.offset;
+    if (strcmp(h->epoch, sub->p->since.epoch) != 0 || since > h->top || sub->p->overflow)
         return 0;
     if (since == h->top)
         return 1;
@@ -529,11 +558,11 @@ static void finish_recovery(gw_server *s, gw_conn *c, const char *channel, gw_su
     long n = 0;
 
     if (recovered) {
-        n = merge_held(sub, h, sub->since.offset, 1, &out, &gap);
+        n = merge_held(&sub->p->held, h, sub->p->since.offset, 1, &out, &gap);
         recovered = n >= 0 && !gap;
     }
     reply_subscribed(c, channel, sub, h, recovered);
-    sub->last = recovered ? sub->since.offset : h->top;
+    sub->last = recovered ? sub->p->since.offset : h->top;
     if (recovered) {
         sub->last = send_merged(c, channel, h, out, (size_t)n, sub->last);
         s->counters.deliveries += (uint64_t)n;
@@ -562,12 +591,11 @@ static void finish_read(gw_server *s, gw_conn *c, const char *channel, gw_channe
                         gw_sub *sub, const ps_history *h)
 {
     snprintf(sub->epoch, sizeof(sub->epoch), "%s", h->epoch);
-    if (sub->since.present)
+    if (sub->p->since.present)
         finish_recovery(s, c, channel, sub, h);
     else
         finish_latest(s, c, channel, ch, sub, h);
-    held_clear(&sub->held);
-    sub->overflow = 0;
+    free_pending(sub);
     sub->state = SUB_LIVE;
 }
 
@@ -578,11 +606,11 @@ static void on_read(void *udata, int status, const ps_history *h)
     gw_conn *c = conn_by_serial(s, r->serial);
     gw_sub *sub = c ? sub_of(s, r->channel, c) : NULL;
 
-    if (sub && sub->token == r->token && sub->state == SUB_READING) {
+    if (sub && sub->state == SUB_READING && sub->p->token == r->token) {
         if (status == PS_OK) {
             finish_read(s, c, r->channel, channel_of(s, r->channel), sub, h);
         } else {
-            reply_error(c, sub->has_id, sub->id, GW_ERR_UNAVAILABLE,
+            reply_error(c, sub->p->has_id, sub->p->id, GW_ERR_UNAVAILABLE,
                         "history unavailable, retry", r->channel);
             gw_channels_unsubscribe(s, c, r->channel);
         }
@@ -594,19 +622,19 @@ static void start_read(gw_server *s, gw_conn *c, const char *channel, gw_channel
                        gw_sub *sub)
 {
     ps_history_policy p = policy_of(ch->ns);
-    int64_t since = sub->since.present ? sub->since.offset : -1;
+    int64_t since = sub->p->since.present ? sub->p->since.offset : -1;
     read_req *r;
     int rc;
 
     sub->state = SUB_READING;
-    sub->token = ++s->next_token;
-    r = read_req_new(s, c->serial, sub->token, channel);
+    sub->p->token = ++s->next_token;
+    r = read_req_new(s, c->serial, sub->p->token, channel);
     rc = r ? ps_bus_history(s->bus, channel, since, (size_t)s->cfg->recovery_max + 1, &p,
                             on_read, r)
            : PS_ENOMEM;
     if (rc != PS_OK) {
         free(r);
-        reply_error(c, sub->has_id, sub->id, GW_ERR_UNAVAILABLE, ps_strerror(rc), channel);
+        reply_error(c, sub->p->has_id, sub->p->id, GW_ERR_UNAVAILABLE, ps_strerror(rc), channel);
         gw_channels_unsubscribe(s, c, channel);
     }
 }
@@ -653,10 +681,9 @@ static void fill_failed(gw_server *s, const char *channel)
 /* Delivers the stream's missing messages, then the held live ones. */
 static int fill_deliver(gw_server *s, const char *channel, gw_channel *ch, const ps_history *h)
 {
-    gw_sub pseudo = {.held = ch->held};
     ps_merge_item *out;
     int gap;
-    long n = merge_held(&pseudo, h, ch->last, 1, &out, &gap);
+    long n = merge_held(&ch->held, h, ch->last, 1, &out, &gap);
 
     if (n < 0 || gap) {
         free(out);
@@ -764,7 +791,7 @@ void gw_channels_on_subscribed(void *udata, const char *channel)
     ps_subs_foreach(s->subs, channel, collect_waiting, &waiting);
     for (size_t i = 0; i < waiting.n; i++) {
         gw_sub *sub = sub_of(s, channel, waiting.conns[i]);
-        if (sub && sub->state == SUB_WAITING)
+        if (sub && sub->state == SUB_WAITING && sub->p)
             activate(s, waiting.conns[i], channel, ch, sub);
     }
     free(waiting.conns);
