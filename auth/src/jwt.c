@@ -431,8 +431,11 @@ static int fill_claims(const json_t *claims, auth_claims *out)
     const json_t *sub = json_object_get(claims, "sub");
     int rc;
 
-    /* check_sub() bounded the length to AUTH_MAX_SUB_LEN. */
-    memcpy(out->sub, json_string_value(sub), json_string_length(sub) + 1);
+    /* check_sub() bounded the length to AUTH_MAX_SUB_LEN. Allocated, not a
+     * fixed array: claims live in every connection, and names are short. */
+    out->sub = strdup(json_string_value(sub));
+    if (!out->sub)
+        return AUTH_ENOMEM;
     out->exp = json_integer_value(json_object_get(claims, "exp"));
     rc = copy_patterns(json_object_get(claims, "channels"), &out->channels, &out->n_channels);
     if (rc != AUTH_OK)
@@ -469,6 +472,7 @@ void auth_claims_free(auth_claims *c)
         free(c->publish[i]);
     free(c->channels);
     free(c->publish);
+    free(c->sub);
     memset(c, 0, sizeof(*c));
 }
 

@@ -111,7 +111,7 @@ int auth_can_subscribe(const auth_claims *c, const char *channel)
     if (!c || !channel || !auth_channel_valid(channel, strlen(channel)))
         return 0;
     if (is_user_channel(channel))
-        return c->sub[0] != '\0' && strcmp(channel + USER_PREFIX_LEN, c->sub) == 0;
+        return c->sub && c->sub[0] != '\0' && strcmp(channel + USER_PREFIX_LEN, c->sub) == 0;
     return any_match(c->channels, c->n_channels, channel);
 }
 

@@ -69,7 +69,7 @@ int gw_conn_send_owned(gw_conn *c, ps_frame *f)
     if (c->q_count == GW_QUEUE_MAX_FRAMES || c->q_bytes + f->len > (size_t)c->srv->cfg->max_queue_bytes) {
         ps_frame_unref(f);
         c->srv->counters.slow_drops++;
-        gw_warn("slow_consumer", c->id, "queue bound reached: %zu frames, %zu bytes", c->q_count,
+        gw_warn("slow_consumer", c->id, "queue bound reached: %u frames, %u bytes", c->q_count,
                 c->q_bytes);
         gw_conn_close(c, 4008, "too slow");
         return -1;

@@ -37,26 +37,30 @@ enum { GW_PING_IDLE, GW_PING_DUE, GW_PING_SENT };
 #define GW_QUEUE_MAX_FRAMES 4096          /* bound by count, and by --max-queue-bytes; past either: 4008 */
 #define GW_COALESCE_BYTES (64 * 1024)     /* most bytes of queued frames sent in one write */
 
+/* Field order and widths keep the struct small: it is allocated for every
+ * connection (lws's per-session data), so each byte here is a byte per idle
+ * client. Queue counters fit 32 bits: the ring holds at most
+ * GW_QUEUE_MAX_FRAMES and --max-queue-bytes is at most 1 GiB. */
 struct gw_conn {
     struct lws *wsi;
     gw_server *srv;
     uint64_t serial;                  /* key of srv->conns */
     char id[GW_CONN_ID_LEN];
-    gw_conn_state state;
-    int registered;                   /* in srv->conns */
+    uint8_t state;                    /* gw_conn_state */
+    uint8_t registered;               /* in srv->conns */
+    uint8_t ping_state;               /* GW_PING_*: keepalive (timers.c) */
+    uint16_t close_code;
+    uint32_t rx_len;                  /* bytes in rx (at most --max-message-bytes) */
     auth_claims claims;               /* valid once OPEN */
     uint64_t auth_deadline_ms;        /* AUTHING: 4002 at this loop time (timers.c) */
     gw_conn *auth_prev, *auth_next;   /* AUTHING: the auth FIFO (timers.c) */
     uint64_t last_seen_ms;            /* loop time anything last arrived */
-    int ping_state;                   /* GW_PING_*: keepalive (timers.c) */
     gw_rate pub_rate;                 /* OPEN: the publish token bucket (client_limits.c) */
     int64_t sub_exp;                  /* earliest exp of a subscription token held; 0: none */
     char *rx;                         /* reassembly of a fragmented message */
-    size_t rx_len;
     ps_frame **q;                     /* ring of frames to send */
-    size_t q_head, q_count, q_cap;
-    size_t q_bytes;
-    int close_code;
+    uint32_t q_head, q_count, q_cap;
+    uint32_t q_bytes;
     const char *close_reason;         /* static text (see gw_conn_close) */
     struct gw_api_req *api;           /* HTTP only: the /api/publish request (http_api.c) */
     UT_hash_handle hh;

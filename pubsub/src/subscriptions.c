@@ -5,14 +5,17 @@
  * channel) and "is this the first/last holder?" (so that it subscribes on
  * the bus only while some local client holds the channel).
  *
- * Three uthash tables, all O(1) to add to and remove from:
+ * Two uthash tables, O(1) to add to and remove from:
  *   - channels, by name;
- *   - subscribers, by pointer;
- *   - memberships, by the pair (channel, subscriber).
- * A membership sits on two intrusive lists as well, its channel's and its
+ *   - subscribers, by pointer.
+ * A membership (the pair) sits on two intrusive lists, its channel's and its
  * subscriber's, so that fan-out walks one channel and a closing connection
  * walks only its own channels. One hash table per channel or per subscriber
  * would cost a bucket array each (over 500 bytes); a list link costs 16.
+ * Finding one pair walks the shorter of its two lists: a connection holds
+ * at most --max-subscriptions channels, so this is short, and a third table
+ * keyed by the pair cost 56 bytes of every membership, two per idle
+ * connection (its own user channel and one more).
  *
  * Each membership and each channel carries one pointer for the caller (the
  * gateway's per-subscription and per-channel state), so that it needs no
@@ -54,7 +57,6 @@ struct member_key {
 };
 
 struct member {
-    UT_hash_handle hh; /* in ps_subs.members, by key */
     struct member_key key;
     member *ch_prev, *ch_next; /* on key.ch's list */
     member *sr_prev, *sr_next; /* on key.sr's list */
@@ -64,7 +66,7 @@ struct member {
 struct ps_subs {
     channel *channels;
     subscriber *subscribers;
-    member *members;
+    size_t members; /* memberships, for ps_subs_pairs */
 };
 
 ps_subs *ps_subs_new(void)
@@ -90,16 +92,17 @@ static subscriber *find_subscriber(const ps_subs *s, const void *ptr)
     return sr;
 }
 
-static member *find_member(const ps_subs *s, channel *ch, subscriber *sr)
+static member *find_member(channel *ch, subscriber *sr)
 {
-    struct member_key key;
     member *m;
 
-    /* The key is hashed as bytes: clear it so padding cannot differ. */
-    memset(&key, 0, sizeof(key));
-    key.ch = ch;
-    key.sr = sr;
-    HASH_FIND(hh, s->members, &key, sizeof(key), m);
+    if (sr->n <= ch->n) {
+        for (m = sr->head; m && m->key.ch != ch; m = m->sr_next)
+            ;
+    } else {
+        for (m = ch->head; m && m->key.sr != sr; m = m->ch_next)
+            ;
+    }
     return m;
 }
 
@@ -183,11 +186,7 @@ static int add_member(ps_subs *s, channel *ch, subscriber *sr)
         return PS_ENOMEM;
     m->key.ch = ch;
     m->key.sr = sr;
-    HASH_ADD(hh, s->members, key, sizeof(m->key), m);
-    if (!m->hh.tbl) {
-        free(m);
-        return PS_ENOMEM;
-    }
+    s->members++;
     link_member(m);
     return PS_OK;
 }
@@ -206,7 +205,7 @@ int ps_subs_add(ps_subs *s, const char *channel_name, void *ptr)
         drop_if_empty(s, ch, sr);
         return PS_ENOMEM;
     }
-    if (find_member(s, ch, sr))
+    if (find_member(ch, sr))
         return PS_EEXISTS;
     first = ch->head == NULL;
     if (add_member(s, ch, sr) < 0) {
@@ -244,14 +243,14 @@ static void unlink_from_subscriber(member *m)
     sr->n--;
 }
 
-/* Takes m out of the members table and its channel's list, frees it, and
+/* Takes m out of its channel's list, frees it, and
  * says what went. The channel record leaves the table when it is empty;
  * freeing it is the caller's, after the report was used. */
 static void drop_member(ps_subs *s, member *m, ps_subs_removal *r)
 {
     channel *ch = m->key.ch;
 
-    HASH_DEL(s->members, m);
+    s->members--;
     unlink_from_channel(m);
     r->link_data = m->data;
     free(m);
@@ -272,7 +271,7 @@ int ps_subs_remove(ps_subs *s, const char *channel_name, void *ptr, ps_subs_remo
         return PS_EINVAL;
     ch = find_channel(s, channel_name);
     sr = find_subscriber(s, ptr);
-    m = ch && sr ? find_member(s, ch, sr) : NULL;
+    m = ch && sr ? find_member(ch, sr) : NULL;
     if (!m)
         return PS_ENOENT;
     unlink_from_subscriber(m);
@@ -317,17 +316,16 @@ void ps_subs_free(ps_subs *s)
 {
     channel *ch, *ctmp;
     subscriber *sr, *stmp;
-    member *m, *mtmp;
+    member *m;
 
     if (!s)
         return;
-    HASH_ITER(hh, s->members, m, mtmp)
-    {
-        HASH_DEL(s->members, m);
-        free(m);
-    }
     HASH_ITER(hh, s->subscribers, sr, stmp)
     {
+        while ((m = sr->head) != NULL) {
+            sr->head = m->sr_next;
+            free(m);
+        }
         HASH_DEL(s->subscribers, sr);
         free(sr);
     }
@@ -350,7 +348,7 @@ int ps_subs_has(const ps_subs *s, const char *channel_name, const void *ptr)
         return 0;
     ch = find_channel(s, channel_name);
     sr = find_subscriber(s, ptr);
-    return ch && sr && find_member(s, ch, sr) != NULL;
+    return ch && sr && find_member(ch, sr) != NULL;
 }
 
 size_t ps_subs_count(const ps_subs *s, const void *ptr)
@@ -374,7 +372,7 @@ size_t ps_subs_channels(const ps_subs *s)
 
 size_t ps_subs_pairs(const ps_subs *s)
 {
-    return s ? HASH_COUNT(s->members) : 0;
+    return s ? s->members : 0;
 }
 
 void **ps_subs_link_data(ps_subs *s, const char *channel_name, const void *ptr)
@@ -387,7 +385,7 @@ void **ps_subs_link_data(ps_subs *s, const char *channel_name, const void *ptr)
         return NULL;
     ch = find_channel(s, channel_name);
     sr = find_subscriber(s, ptr);
-    m = ch && sr ? find_member(s, ch, sr) : NULL;
+    m = ch && sr ? find_member(ch, sr) : NULL;
     return m ? &m->data : NULL;
 }
 

@@ -281,7 +281,7 @@ static void verify(const auth_keyring *kr, const char *tok, size_t len, int forg
     CHECK(!forged || rc != AUTH_OK);
     if (rc != AUTH_OK) {
         /* On error the claims are left zeroed: nothing to free or misuse. */
-        CHECK(claims.sub[0] == '\0' && !claims.channels && !claims.publish);
+        CHECK(!claims.sub && !claims.channels && !claims.publish);
         CHECK(claims.n_channels == 0 && claims.n_publish == 0);
         return;
     }

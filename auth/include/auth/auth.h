@@ -88,7 +88,7 @@ size_t auth_keyring_count(const auth_keyring *kr);
 /* What a verified connection token grants. Owned by the caller after
  * auth_verify_connection succeeds; release with auth_claims_free. */
 typedef struct auth_claims {
-    char sub[AUTH_MAX_SUB_LEN + 1];
+    char *sub;            /* malloc'd (at most AUTH_MAX_SUB_LEN); NULL when not verified */
     int64_t exp;
     char **channels;      /* patterns the user may subscribe to */
     size_t n_channels;
