@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include <netinet/in.h>
+#include <uv.h>
 
 #define BENCH_MAX_PROCS 64
 #define BENCH_MAX_CONNECTIONS 200000
@@ -90,6 +91,9 @@ double bench_cpu_seconds(int pid);
 
 /* The channel connection `idx` subscribes to. */
 void bench_channel_of(const bench_config *cfg, uint32_t idx, char *out, size_t outlen);
+/* Writes buf to stream: at once as far as the kernel takes it, the rest
+ * copied and queued (uv_write). Returns 0 or a libuv error. */
+int bench_stream_write(uv_stream_t *stream, const char *buf, size_t len);
 
 /* Fills cfg from argv. Returns 0 to run, 1 when help was printed, -1 on a
  * usage error (message written to stderr). */

@@ -5,6 +5,7 @@
 #include "bench.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,4 +62,39 @@ void bench_channel_of(const bench_config *cfg, uint32_t idx, char *out, size_t o
         snprintf(out, outlen, "%s", cfg->channel);
     else
         snprintf(out, outlen, "%s%u", cfg->job_prefix, idx);
+}
+
+/* A write request with its own copy of what the kernel did not take. */
+typedef struct write_req {
+    uv_write_t req;
+    char data[];
+} write_req;
+
+static void on_write_done(uv_write_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
+int bench_stream_write(uv_stream_t *stream, const char *buf, size_t len)
+{
+    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+    int n = uv_try_write(stream, &b, 1);
+    write_req *w;
+
+    if (n >= 0 && (size_t)n == len)
+        return 0;
+    if (n < 0 && n != UV_EAGAIN)
+        return n;
+    if (n < 0)
+        n = 0;
+    w = malloc(sizeof(*w) + len - (size_t)n);
+    if (!w)
+        return UV_ENOMEM;
+    memcpy(w->data, buf + n, len - (size_t)n);
+    b = uv_buf_init(w->data, (unsigned)(len - (size_t)n));
+    n = uv_write(&w->req, stream, &b, 1, on_write_done);
+    if (n < 0)
+        free(w);
+    return n;
 }

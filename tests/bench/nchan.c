@@ -38,29 +38,11 @@ struct nchan_pub {
     char rtmp[64 * 1024]; /* read buffer shared by the connections */
 };
 
-typedef struct write_req {
-    uv_write_t req;
-    char data[];
-} write_req;
-
 void bench_nchan_target(const bench_config *cfg, uint32_t idx, char *out, size_t cap)
 {
     char chan[192];
     bench_channel_of(cfg, idx, chan, sizeof(chan));
     snprintf(out, cap, "%s%s", cfg->path, chan);
-}
-
-static void fail(bench_pub *p, const char *fmt, ...)
-{
-    va_list ap;
-    if (p->failed)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(p->error, sizeof(p->error), fmt, ap);
-    va_end(ap);
-    p->failed = 1;
-    p->ready = 0;
-    p->cb(p->arg);
 }
 
 /* A connection that broke takes its outstanding requests with it. */
@@ -73,7 +55,7 @@ static void conn_lost(http_conn *c, const char *why)
     if (!uv_is_closing((uv_handle_t *)&c->tcp))
         uv_close((uv_handle_t *)&c->tcp, NULL);
     if (!p->stopping)
-        fail(p, "nchan publisher: %s", why);
+        bench_pub_fail(p, "nchan publisher: %s", why);
 }
 
 /* Returns the bytes of one response consumed, 0 when it is incomplete, or
@@ -227,31 +209,6 @@ int bench_nchan_pub_start(bench_pub *p)
     return 0;
 }
 
-static void on_write(uv_write_t *req, int status)
-{
-    free(req);
-}
-
-static int raw_write(http_conn *c, const char *buf, size_t len)
-{
-    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    write_req *w;
-    if (n >= 0 && (size_t)n == len)
-        return 0;
-    if (n < 0 && n != UV_EAGAIN)
-        return n;
-    if (n < 0)
-        n = 0;
-    if (!(w = malloc(sizeof(*w) + len - (size_t)n)))
-        return UV_ENOMEM;
-    memcpy(w->data, buf + n, len - (size_t)n);
-    b = uv_buf_init(w->data, (unsigned)(len - (size_t)n));
-    if ((n = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write)) < 0)
-        free(w);
-    return n;
-}
-
 static uint32_t hash(const char *s)
 {
     uint32_t h = 2166136261u;
@@ -281,7 +238,7 @@ int bench_nchan_pub_send(bench_pub *p, const char *channel, const char *data, si
                  p->cfg->pub_path, channel, p->cfg->host_header, len);
     memcpy(np->req, head, (size_t)n);
     memcpy(np->req + n, data, len);
-    if (raw_write(c, np->req, (size_t)n + len) < 0) {
+    if (bench_stream_write((uv_stream_t *)&c->tcp, np->req, (size_t)n + len) < 0) {
         conn_lost(c, "write failed");
         return -1;
     }

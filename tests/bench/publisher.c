@@ -29,7 +29,7 @@
 #define WS_MAX_QUEUED (4u << 20)      /* bytes the kernel has not taken yet */
 #define PUB_SUB "bench-publisher"
 
-static void pub_fail(bench_pub *p, const char *fmt, ...)
+void bench_pub_fail(bench_pub *p, const char *fmt, ...)
 {
     va_list ap;
     if (p->failed)
@@ -94,7 +94,7 @@ static void redis_connected(const redisAsyncContext *ac, int status)
     if (status != REDIS_OK) {
         /* hiredis frees the context after this returns. */
         p->ac = NULL;
-        pub_fail(p, "redis connect: %s", ac->errstr);
+        bench_pub_fail(p, "redis connect: %s", ac->errstr);
     }
 }
 
@@ -103,7 +103,7 @@ static void redis_disconnected(const redisAsyncContext *ac, int status)
     bench_pub *p = ac->data;
     p->ac = NULL;
     if (!p->stopping)
-        pub_fail(p, "redis connection lost: %s", ac->errstr[0] ? ac->errstr : "closed");
+        bench_pub_fail(p, "redis connection lost: %s", ac->errstr[0] ? ac->errstr : "closed");
 }
 
 static void redis_reply(redisAsyncContext *ac, void *r, void *priv)
@@ -188,7 +188,7 @@ static void ws_pub_open(ws_client *ws)
         abort();
     n = sprintf(msg, "{\"type\":\"auth\",\"token\":\"%s\"}", token);
     if (ws_client_send_text(ws, msg, (size_t)n) < 0)
-        pub_fail(p, "publisher: cannot send auth");
+        bench_pub_fail(p, "publisher: cannot send auth");
     free(msg);
     free(token);
 }
@@ -208,7 +208,7 @@ static void ws_pub_text(ws_client *ws, const char *msg, size_t len)
         p->acked++;
         p->cb(p->arg);
     } else if (strcmp(type, "error") == 0 && !p->ready) {
-        pub_fail(p, "publisher auth: %s", code ? code : "error");
+        bench_pub_fail(p, "publisher auth: %s", code ? code : "error");
     } else if (strcmp(type, "error") == 0) {
         p->errors++;
         snprintf(p->error, sizeof(p->error), "publish refused: %s", code ? code : "error");
@@ -222,7 +222,7 @@ static void ws_pub_closed(ws_client *ws, int stage, int code, const char *why)
     bench_pub *p = ws->data;
     /* Whatever was in flight has no reply coming: count it as failed. */
     p->errors += bench_pub_inflight(p);
-    pub_fail(p, "publisher connection closed: %s (close %d)", why, code);
+    bench_pub_fail(p, "publisher connection closed: %s (close %d)", why, code);
 }
 
 static const ws_client_cb ws_pub_cb = {ws_pub_open, ws_pub_text, ws_pub_closed, NULL};

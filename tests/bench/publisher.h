@@ -66,4 +66,8 @@ void bench_pub_free(bench_pub *p);
  * Returns 0, or -1 with a reason in err. */
 int bench_pub_check_redis(const bench_config *cfg, char *err, size_t errlen);
 
+/* Marks p failed with a message (the first failure wins) and tells its
+ * owner. For the publishing modes in other files (nchan.c). */
+void bench_pub_fail(bench_pub *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

@@ -19,17 +19,14 @@
 #include <openssl/sha.h>
 #include <sys/socket.h>
 
+#include "bench.h"
+
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_MAX_RESPONSE 8192    /* a longer HTTP response head is an error */
-
-typedef struct write_req {
-    uv_write_t req;
-    char data[];
-} write_req;
 
 static uint64_t prng_next(ws_shared *sh)
 {
@@ -76,33 +73,6 @@ static void fail(ws_client *c, int code, const char *why)
     c->cb->closed(c, stage, code, why);
 }
 
-static void on_write(uv_write_t *req, int status)
-{
-    free(req);
-}
-
-static int raw_write(ws_client *c, const char *buf, size_t len)
-{
-    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    write_req *w;
-    if (n >= 0 && (size_t)n == len)
-        return 0;
-    if (n < 0 && n != UV_EAGAIN)
-        return n;
-    if (n < 0)
-        n = 0;
-    w = malloc(sizeof(*w) + len - (size_t)n);
-    if (!w)
-        return UV_ENOMEM;
-    memcpy(w->data, buf + n, len - (size_t)n);
-    b = uv_buf_init(w->data, (unsigned)(len - (size_t)n));
-    n = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-    if (n < 0)
-        free(w);
-    return n;
-}
-
 static int send_frame(ws_client *c, int opcode, const char *data, size_t len)
 {
     char stack[2048], *f = stack;
@@ -131,7 +101,7 @@ static int send_frame(ws_client *c, int opcode, const char *data, size_t len)
     h += 4;
     for (size_t i = 0; i < len; i++)
         f[h + i] = (char)(data[i] ^ m[i & 3]);
-    rc = raw_write(c, f, h + len);
+    rc = bench_stream_write((uv_stream_t *)&c->tcp, f, h + len);
     if (f != stack)
         free(f);
     return rc;
@@ -161,7 +131,7 @@ static int send_upgrade(ws_client *c)
                  "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
                  target, c->sh->host, key);
-    return raw_write(c, req, (size_t)n);
+    return bench_stream_write((uv_stream_t *)&c->tcp, req, (size_t)n);
 }
 
 /* Returns 1 when the response head (len bytes, ending in CRLFCRLF) carries
