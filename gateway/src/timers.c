@@ -15,7 +15,6 @@
  */
 #include "timers.h"
 
-#include <time.h>
 
 #include "channels.h"
 #include "conn.h"
@@ -129,7 +128,7 @@ static void tick_conn(gw_server *s, gw_conn *c, int64_t now_s, uint64_t now_ms)
 static void on_tick(uv_timer_t *t)
 {
     gw_server *s = t->data;
-    int64_t now_s = (int64_t)time(NULL);
+    int64_t now_s = ps_now_ms() / 1000; /* the clock session.c verifies with */
     uint64_t now_ms = gw_timers_now_ms(s);
     gw_conn *c, *tmp;
     HASH_ITER(hh, s->conns, c, tmp)
