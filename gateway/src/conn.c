@@ -91,15 +91,24 @@ int gw_conn_send(gw_conn *c, ps_frame *f)
     return gw_conn_send_owned(c, ps_frame_ref(f));
 }
 
-void gw_conn_close(gw_conn *c, int code, const char *reason)
+/* What every way of closing shares: no more input or output, and out of
+ * the auth FIFO. Returns 0 when the connection was closing already. */
+static int begin_close(gw_conn *c, int code, const char *reason)
 {
     if (c->state == GW_CONN_CLOSING)
-        return;
+        return 0;
     c->state = GW_CONN_CLOSING;
-    c->close_code = code;
+    c->close_code = (uint16_t)code;
     c->close_reason = reason ? reason : "";
     queue_clear(c);
     gw_timers_authed(c->srv, c);
+    return 1;
+}
+
+void gw_conn_close(gw_conn *c, int code, const char *reason)
+{
+    if (!begin_close(c, code, reason))
+        return;
     gw_debug("conn_closing", c->id, "code %d: %s", code, reason);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_FLUSH_SECONDS);
     lws_callback_on_writable(c->wsi);
@@ -107,12 +116,8 @@ void gw_conn_close(gw_conn *c, int code, const char *reason)
 
 void gw_conn_hangup(gw_conn *c)
 {
-    if (c->state == GW_CONN_CLOSING)
+    if (!begin_close(c, 0, NULL)) /* code 0: send_close sends no frame */
         return;
-    c->state = GW_CONN_CLOSING;
-    c->close_code = 0; /* send_close: no frame */
-    queue_clear(c);
-    gw_timers_authed(c->srv, c);
     /* Not LWS_TO_KILL_ASYNC: measured with lws 4.1.6 on our libuv loop, a
      * zero timeout set outside lws's own service never fired, and the
      * connection stayed. */
@@ -216,10 +221,9 @@ int gw_conn_on_writable(gw_conn *c)
         return send_close(c);
     if (c->ping_state == GW_PING_DUE) {
         /* Keepalive (timers.c). The PING takes this WRITEABLE; queued
-         * frames follow at the next. */
-        /* A payload, because lws 4.1.6 never reports an empty PONG
-         * (LWS_CALLBACK_RECEIVE_PONG is skipped for a zero length), and
-         * then an answering peer would look dead. */
+         * frames follow at the next. It carries a payload because lws
+         * 4.1.6 never reports an empty PONG (LWS_CALLBACK_RECEIVE_PONG is
+         * skipped for a zero length): an answering peer would look dead. */
         unsigned char ping[LWS_PRE + 4] = {[LWS_PRE] = 'w', 's', 'g', 'w'};
         c->ping_state = GW_PING_SENT;
         if (lws_write(c->wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 0)

@@ -75,19 +75,14 @@ int gw_http_filter_upgrade(gw_server *s, struct lws *wsi)
     char uri[64];
     unsigned int status;
     int n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
-    if (s->stopping) {
-        /* Draining: try another process (drain.c). */
-        lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
-        return 1;
-    }
     /* Tokens never travel in the URL; only the path is checked. */
     if (n < 3 || strncmp(uri, "/ws", 3) != 0 || (uri[3] && uri[3] != '?'))
         return 1;
-    status = gw_limits_check_upgrade(s, wsi);
+    /* Draining (drain.c) or a limit (client_limits.c): the client learns
+     * why (503: try another process, or later; 403: this page may not
+     * connect); lws closes the connection after the nonzero return. */
+    status = s->stopping ? HTTP_STATUS_SERVICE_UNAVAILABLE : gw_limits_check_upgrade(s, wsi);
     if (status) {
-        /* The client learns why (503: try another process later; 403: this
-         * page may not connect); lws closes the connection after the
-         * nonzero return. */
         lws_return_http_status(wsi, status, NULL);
         return 1;
     }

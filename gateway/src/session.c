@@ -57,13 +57,21 @@ static void reply_simple(gw_conn *c, const gw_cmd *cmd, const char *type, const 
     gw_conn_send_owned(c, gw_reply_simple(type, cmd->has_id, cmd->id, channel, LWS_PRE));
 }
 
+/* The connection's own channel, user:<sub>, into buf. */
+#define USER_CHANNEL_LEN (AUTH_MAX_SUB_LEN + 6)
+static const char *user_channel_of(const gw_conn *c, char buf[USER_CHANNEL_LEN])
+{
+    snprintf(buf, USER_CHANNEL_LEN, "user:%s", c->claims.sub);
+    return buf;
+}
+
 /* ------------------------------------------------------------ auth phase */
 
 static void handle_auth(gw_conn *c, const char *buf, size_t len)
 {
     gw_cmd cmd;
     const char *why;
-    char user_channel[AUTH_MAX_SUB_LEN + 6];
+    char user_channel[USER_CHANNEL_LEN];
     int rc = gw_cmd_parse(buf, len, &cmd, &why);
 
     if (!cmd.typed || cmd.type != GW_CMD_AUTH) {
@@ -91,8 +99,7 @@ static void handle_auth(gw_conn *c, const char *buf, size_t len)
     gw_rate_init(&c->pub_rate, c->srv->cfg->publish_burst, gw_timers_now_ms(c->srv));
     gw_timers_authed(c->srv, c); /* expiry: the tick checks claims.exp (timers.c) */
     gw_conn_send_owned(c, gw_reply_auth_ok(c->claims.sub, c->id, c->claims.exp, LWS_PRE));
-    snprintf(user_channel, sizeof(user_channel), "user:%s", c->claims.sub);
-    rc = gw_channels_subscribe_user(c->srv, c, user_channel);
+    rc = gw_channels_subscribe_user(c->srv, c, user_channel_of(c, user_channel));
     if (rc < 0 && rc != PS_EEXISTS)
         gw_warn("user_channel_failed", c->id, "%s", ps_strerror(rc));
     gw_info("auth_ok", c->id, "user %s", c->claims.sub);
@@ -130,12 +137,12 @@ static int may_subscribe(gw_conn *c, const gw_cmd *cmd, int64_t *token_exp, cons
  * user: channel, which it never asked for, does not count. */
 static int over_subscription_limit(gw_conn *c, const char *channel)
 {
-    char user_channel[AUTH_MAX_SUB_LEN + 6];
+    char user_channel[USER_CHANNEL_LEN];
     size_t held;
     if (ps_subs_has(c->srv->subs, channel, c))
         return 0; /* a resubscribe adds nothing */
-    snprintf(user_channel, sizeof(user_channel), "user:%s", c->claims.sub);
-    held = ps_subs_count(c->srv->subs, c) - (size_t)ps_subs_has(c->srv->subs, user_channel, c);
+    held = ps_subs_count(c->srv->subs, c) -
+           (size_t)ps_subs_has(c->srv->subs, user_channel_of(c, user_channel), c);
     return (int64_t)held >= c->srv->cfg->max_subscriptions;
 }
 
