@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flush.h"
 #include "log.h"
 #include "timers.h"
 
@@ -29,11 +30,13 @@
 /* A close frame's payload is at most 125 bytes: the code and 123 of text. */
 #define CLOSE_REASON_MAX 123
 
+_Static_assert(GW_QUEUE_MAX_FRAMES <= UINT16_MAX, "the ring's counters are 16 bits");
+
 static void queue_clear(gw_conn *c)
 {
     while (c->q_count) {
         ps_frame_unref(c->q[c->q_head]);
-        c->q_head = (c->q_head + 1) % c->q_cap;
+        c->q_head = (uint16_t)((c->q_head + 1) % c->q_cap);
         c->q_count--;
     }
     c->q_bytes = 0;
@@ -54,7 +57,7 @@ static int queue_grow(gw_conn *c)
     free(c->q);
     c->q = q;
     c->q_head = 0;
-    c->q_cap = cap;
+    c->q_cap = (uint16_t)cap;
     return 0;
 }
 
@@ -82,7 +85,7 @@ int gw_conn_send_owned(gw_conn *c, ps_frame *f)
     c->q[(c->q_head + c->q_count) % c->q_cap] = f;
     c->q_count++;
     c->q_bytes += f->len;
-    lws_callback_on_writable(c->wsi);
+    gw_flush_add(c->srv, c);
     return 0;
 }
 
@@ -112,6 +115,13 @@ void gw_conn_close(gw_conn *c, int code, const char *reason)
     gw_debug("conn_closing", c->id, "code %d: %s", code, reason);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_FLUSH_SECONDS);
     lws_callback_on_writable(c->wsi);
+}
+
+void gw_conn_peer_closing(gw_conn *c)
+{
+    /* Code 0: lws answers the peer's close itself; nothing more of ours
+     * may follow it on the wire. */
+    begin_close(c, 0, NULL);
 }
 
 void gw_conn_hangup(gw_conn *c)
@@ -146,7 +156,7 @@ static int send_close(gw_conn *c)
 static ps_frame *queue_pop(gw_conn *c)
 {
     ps_frame *f = c->q[c->q_head];
-    c->q_head = (c->q_head + 1) % c->q_cap;
+    c->q_head = (uint16_t)((c->q_head + 1) % c->q_cap);
     c->q_count--;
     c->q_bytes -= f->len;
     return f;
@@ -214,9 +224,47 @@ static int write_one(gw_conn *c)
     return n < 0 ? -1 : 0;
 }
 
-int gw_conn_on_writable(gw_conn *c)
+void gw_conn_wait_writable(gw_conn *c)
+{
+    c->srv->counters.write_waits++;
+    lws_callback_on_writable(c->wsi);
+}
+
+/* Sends what is queued: several frames in one write when they fit, else
+ * the first one alone; asks for WRITEABLE when frames remain. One
+ * lws_write per call: lws keeps what the kernel did not take and holds back
+ * the next WRITEABLE until it drained. */
+static int write_queued(gw_conn *c)
 {
     int rc;
+    if (c->q_count > 1 && c->q[(c->q_head + 1) % c->q_cap]->len + c->q[c->q_head]->len + 20 <=
+                              GW_COALESCE_BYTES)
+        rc = write_coalesced(c);
+    else
+        rc = write_one(c);
+    if (rc < 0)
+        return -1;
+    if (c->q_count)
+        gw_conn_wait_writable(c);
+    return 0;
+}
+
+void gw_conn_flush(gw_conn *c)
+{
+    if (c->state == GW_CONN_CLOSING || c->q_count == 0)
+        return;
+    /* lws still holds part of an earlier write: writing now would append
+     * to its unbounded buffer. WRITEABLE comes once that part drained. */
+    if (lws_partial_buffered(c->wsi)) {
+        gw_conn_wait_writable(c);
+        return;
+    }
+    if (write_queued(c) < 0)
+        gw_conn_hangup(c); /* the socket failed: lws closes it at WRITEABLE */
+}
+
+int gw_conn_on_writable(gw_conn *c)
+{
     if (c->state == GW_CONN_CLOSING)
         return send_close(c);
     if (c->ping_state == GW_PING_DUE) {
@@ -234,18 +282,7 @@ int gw_conn_on_writable(gw_conn *c)
     }
     if (c->q_count == 0)
         return 0;
-    /* One lws_write per WRITEABLE: lws keeps what the kernel did not take and
-     * holds back the next WRITEABLE until it drained. */
-    if (c->q_count > 1 && c->q[(c->q_head + 1) % c->q_cap]->len + c->q[c->q_head]->len + 20 <=
-                              GW_COALESCE_BYTES)
-        rc = write_coalesced(c);
-    else
-        rc = write_one(c);
-    if (rc < 0)
-        return -1;
-    if (c->q_count)
-        lws_callback_on_writable(c->wsi);
-    return 0;
+    return write_queued(c);
 }
 
 int gw_conn_rx_append(gw_conn *c, const void *in, size_t len)
@@ -279,6 +316,7 @@ void gw_conn_queue_release(gw_conn *c)
 
 void gw_conn_release(gw_conn *c)
 {
+    gw_flush_remove(c->srv, c);
     gw_conn_queue_release(c);
     gw_conn_rx_reset(c);
     gw_timers_authed(c->srv, c);

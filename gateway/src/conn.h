@@ -4,9 +4,10 @@
  * A gw_conn is lws's per-session user data: lws allocates it zeroed when the
  * connection is adopted and frees it after LWS_CALLBACK_CLOSED, so the conn
  * never frees itself. Outbound frames wait in a bounded ring of shared,
- * reference-counted frames; each WRITEABLE callback sends exactly one of them
- * (platform notes: a second lws_write before the first drained appends to an
- * unbounded buffer). Closing is asynchronous too: gw_conn_close records the
+ * reference-counted frames until the flush before the loop sleeps (flush.h)
+ * writes them, coalesced; a socket that could not take everything gets the
+ * rest at its WRITEABLE callbacks, one write each (platform notes: a second
+ * lws_write before the first drained appends to an unbounded buffer). Closing is asynchronous too: gw_conn_close records the
  * code and asks for a WRITEABLE callback, where the close frame goes out.
  */
 #ifndef GW_CONN_H
@@ -39,8 +40,9 @@ enum { GW_PING_IDLE, GW_PING_DUE, GW_PING_SENT };
 
 /* Field order and widths keep the struct small: it is allocated for every
  * connection (lws's per-session data), so each byte here is a byte per idle
- * client. Queue counters fit 32 bits: the ring holds at most
- * GW_QUEUE_MAX_FRAMES and --max-queue-bytes is at most 1 GiB. */
+ * client. Queue counters fit 16 bits (the ring holds at most
+ * GW_QUEUE_MAX_FRAMES) and the byte count 32 (--max-queue-bytes is at most
+ * 1 GiB). */
 struct gw_conn {
     struct lws *wsi;
     gw_server *srv;
@@ -59,8 +61,9 @@ struct gw_conn {
     int64_t sub_exp;                  /* earliest exp of a subscription token held; 0: none */
     char *rx;                         /* reassembly of a fragmented message */
     ps_frame **q;                     /* ring of frames to send */
-    uint32_t q_head, q_count, q_cap;
+    uint16_t q_head, q_count, q_cap;  /* at most GW_QUEUE_MAX_FRAMES */
     uint32_t q_bytes;
+    uint32_t flush_slot;              /* 1 + index on the server's flush list; 0: not on it (flush.c) */
     const char *close_reason;         /* static text (see gw_conn_close) */
     struct gw_api_req *api;           /* HTTP only: the /api/publish request (http_api.c) */
     UT_hash_handle hh;
@@ -81,7 +84,17 @@ void gw_conn_close(gw_conn *c, int code, const char *reason);
  * answering is not listening): at its next WRITEABLE, or after a second
  * when it never becomes writable. */
 void gw_conn_hangup(gw_conn *c);
-/* WRITEABLE: sends one frame or the close. Returns -1 when lws must close. */
+/* The peer sent a close frame: lws answers it; drop what is queued and
+ * send nothing more. */
+void gw_conn_peer_closing(gw_conn *c);
+/* Leaves the queued frames to the next WRITEABLE callback (counted: a
+ * client that keeps up never needs one). */
+void gw_conn_wait_writable(gw_conn *c);
+/* The flush before the loop sleeps (flush.c): writes the queued frames now
+ * unless lws still holds part of an earlier write. */
+void gw_conn_flush(gw_conn *c);
+/* WRITEABLE: sends queued frames (one write) or the close. Returns -1 when
+ * lws must close. */
 int gw_conn_on_writable(gw_conn *c);
 /* Releases what the conn holds (queue, rx buffer, claims). Called
  * from LWS_CALLBACK_CLOSED; lws frees the struct itself afterwards. */

@@ -21,6 +21,7 @@
 #include <uthash.h>
 
 #include "conn.h"
+#include "flush.h"
 #include "log.h"
 #include "timers.h"
 
@@ -46,6 +47,7 @@ static void finish_stop(gw_server *s)
     if (!uv_is_closing((uv_handle_t *)&s->drain_timer))
         uv_close((uv_handle_t *)&s->drain_timer, on_handle_closed);
     gw_timers_stop(s);
+    gw_flush_stop(s);
     gw_server_close_signals(s);
     if (s->bus)
         ps_bus_stop(s->bus);

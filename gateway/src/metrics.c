@@ -165,6 +165,8 @@ size_t gw_metrics_render(const gw_server *s, char *buf, size_t len)
         {"wsgw_bytes_out_total", "counter", "Bytes of client frames written.", (double)k->bytes_out},
         {"wsgw_coalesced_frames_total", "counter", "Frames sent several to one write.",
          (double)k->coalesced_frames},
+        {"wsgw_write_waits_total", "counter",
+         "Times a client's frames had to wait for its socket to drain.", (double)k->write_waits},
         {"wsgw_bus_up", "gauge", "1 while the message bus link is up.", s->bus_up},
         {"wsgw_bus_reconnects_total", "counter", "Bus reconnects.", (double)b->reconnects},
         {"wsgw_bus_publish_errors_total", "counter", "Failed bus publishes.",

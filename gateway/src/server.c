@@ -21,6 +21,7 @@
 
 #include "channels.h"
 #include "conn.h"
+#include "flush.h"
 #include "http_api.h"
 #include "keyfile.h"
 #include "client_limits.h"
@@ -243,6 +244,7 @@ int gw_server_init(gw_server *s, const gw_config *cfg, uv_loop_t *loop)
     uv_signal_init(loop, &s->sig_int);
     s->sig_term.data = s->sig_int.data = s;
     gw_timers_start(s);
+    gw_flush_start(s);
 
     s->keys = gw_keyring_from_config(cfg, err, sizeof(err));
     if (!s->keys) {

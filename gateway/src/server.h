@@ -52,6 +52,7 @@ typedef struct gw_counters {
     uint64_t writes;           /* lws_write calls for client frames */
     uint64_t bytes_out;        /* bytes of client frames written */
     uint64_t coalesced_frames; /* frames that went out several to a write */
+    uint64_t write_waits;      /* times frames were left for a WRITEABLE callback (conn.c) */
     /* limits (client_limits.c, session.c): what was refused or closed, per limit */
     uint64_t limit_conns_refused;    /* upgrades refused with 503: --max-connections */
     uint64_t limit_ip_refused;       /* closed at accept: --max-connects-per-ip */
@@ -89,6 +90,10 @@ typedef struct gw_server {
     uv_timer_t auth_timer;      /* follows authing_head's deadline */
     uv_timer_t tick;            /* 1 s: token expiry and keepalive */
     int timers_started;
+    uv_prepare_t flusher;       /* writes queued frames before the loop sleeps (flush.c) */
+    gw_conn **flush;            /* connections with frames to write (flush.c) */
+    size_t flush_len, flush_cap;
+    int flush_started;
     uint64_t next_serial;
     uint64_t next_token;        /* matches history reads to what asked for them */
     char id_prefix[12];         /* random per process: connection ids stay unique */

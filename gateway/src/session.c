@@ -426,6 +426,9 @@ int gw_session_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
     case LWS_CALLBACK_RECEIVE:
         on_receive(c, in, len);
         return 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        gw_conn_peer_closing(c);
+        return 0;
     case LWS_CALLBACK_RECEIVE_PONG:
         seen(c);
         return 0;

@@ -17,6 +17,7 @@
 # Scenarios (names for --only):
 #   broadcast  5,000 subscribers on one channel, closed loop, 16 messages in flight
 #   latency    1,000 subscribers on one channel, 25 messages/s = 25,000 deliveries/s
+#              (also against onewrite: the floor for one write per delivery)
 #   idle       19,000 idle subscribed connections, server RSS per connection
 #   perjob     5,000 connections each on its own job:<i>, closed loop, 256 in flight,
 #              every message stored in history (wsgw: Redis stream; Nchan: message buffer)
@@ -267,7 +268,9 @@ scenario_broadcast() {
 }
 
 scenario_latency() {
-    scenario latency "wsgw nchan" --connections $LAT_CONNS --rate $LAT_RATE --duration $DURATION
+    # onewrite too: the one-write floor, what no server writing each
+    # subscriber its own frame gets under.
+    scenario latency "wsgw nchan onewrite" --connections $LAT_CONNS --rate $LAT_RATE --duration $DURATION
 }
 
 scenario_idle() {

@@ -4,7 +4,7 @@
 // subscriptions follow its local subscribers (PUBSUB CHANNELS).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Scope, uniq, redisCli, waitFor, T, QUIET_MS } from './lib/index.mjs';
+import { Scope, uniq, redisCli, waitFor, T, QUIET_MS, metrics } from './lib/index.mjs';
 
 const s = new Scope('fanout');
 let redis;
@@ -164,6 +164,34 @@ describe('backend publish with redis-cli', () => {
     assert.equal((await a.nextMessage(isMsg(channel))).data, 'for wsgw');
     await c.expectNoMessage(QUIET_MS, { type: 'message' });
     await a.expectNoMessage(QUIET_MS, { type: 'message' });
+  });
+});
+
+describe('writes', () => {
+  // Frames are written in the loop turn that queued them (gateway/src/flush.c):
+  // a reader that keeps up costs one write per delivery, and no frame waits
+  // for a WRITEABLE callback, each of which costs epoll_ctl calls and a loop
+  // turn. wsgw_write_waits_total counts the times frames did wait.
+  test('readers that keep up get each message in one write and never wait for their socket', async () => {
+    const room = `chat:${uniq('flush')}`;
+    const readers = [];
+    for (let k = 0; k < 20; k++) {
+      const c = await s.user(B, { sub: uniq(`r${k}`), channels: ['chat:*'] }, `reader${k}`);
+      await c.subscribe(room);
+      readers.push(c);
+    }
+    await waitNumsub(room, 1);
+    const m0 = await metrics(B);
+    for (let i = 0; i < 30; i++) {
+      await redisCli(redis.port, 'PUBLISH', `wsgw:${room}`, JSON.stringify({ data: { i } }));
+      const got = await Promise.all(readers.map((c) => c.nextMessage(isMsg(room))));
+      assert.deepEqual(got.map((m) => m.data.i), readers.map(() => i));
+    }
+    const m1 = await metrics(B);
+    const delta = (name) => m1[name] - (m0[name] || 0);
+    assert.equal(delta('wsgw_deliveries_total'), 600);
+    assert.equal(delta('wsgw_writes_total'), 600, 'one write per delivery');
+    assert.equal(delta('wsgw_write_waits_total'), 0, 'no frame waited for a WRITEABLE callback');
   });
 });
 

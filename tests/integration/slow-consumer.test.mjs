@@ -77,6 +77,8 @@ describe('a client that stops reading during a broadcast of 10,000 messages', ()
     assert.deepEqual(order, fast.map(() => true), 'in publish order');
     const m = await metrics(gw);
     assert.equal(m.wsgw_slow_consumer_drops_total, 2);
+    // Their full sockets made frames wait for WRITEABLE callbacks.
+    assert.ok(m.wsgw_write_waits_total > 0, 'write waits counted');
     // It was the byte bound that closed them, not the 4096-frame one.
     const drops = gw.logRecords().filter((r) => r.event === 'slow_consumer');
     assert.equal(drops.length, 2);
