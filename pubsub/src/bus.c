@@ -67,11 +67,47 @@ static int policy_usable(const ps_history_policy *hist)
 int ps_bus_publish(ps_bus *b, const char *channel, const char *payload, size_t len,
                    const ps_history_policy *hist, ps_publish_cb *cb, void *udata)
 {
+    ps_payload one = {payload ? payload : "", len};
+
     if (!b || !ps__channel_valid(channel) || (!payload && len > 0) || !policy_usable(hist))
         return PS_EINVAL;
     if (!ps__history_on(hist))
         hist = NULL;
-    return b->ops->publish(b, channel, payload ? payload : "", len, hist, cb, udata);
+    return b->ops->publish(b, channel, &one, 1, hist, cb, udata);
+}
+
+int ps_bus_publish_batch(ps_bus *b, const char *channel, const ps_payload *msgs, size_t n,
+                         const ps_history_policy *hist, ps_publish_cb *cb, void *udata)
+{
+    size_t i;
+
+    if (!b || !ps__channel_valid(channel) || !msgs || n == 0 || n > PS_BATCH_MAX ||
+        !ps__history_on(hist) || !policy_usable(hist))
+        return PS_EINVAL;
+    for (i = 0; i < n; i++)
+        if (!msgs[i].text)
+            return PS_EINVAL;
+    return b->ops->publish(b, channel, msgs, n, hist, cb, udata);
+}
+
+int ps__parts_check(const ps_payload *msgs, size_t n, int with_history, size_t max, ps__part *parts,
+                    size_t *total)
+{
+    size_t i;
+
+    *total = 0;
+    for (i = 0; i < n; i++) {
+        if (msgs[i].len > max - *total)
+            return PS_ETOOBIG;
+        *total += msgs[i].len;
+        parts[i].len = msgs[i].len;
+        parts[i].head_len = 0;
+        parts[i].sep = NULL;
+        if (with_history &&
+            ps__object_split(msgs[i].text, msgs[i].len, &parts[i].head_len, &parts[i].sep) < 0)
+            return PS_EINVAL;
+    }
+    return PS_OK;
 }
 
 int ps_bus_history(ps_bus *b, const char *channel, int64_t since, size_t limit,

@@ -86,6 +86,33 @@ int ps__history_on(const ps_history_policy *hist);
  * trusted to be an object without those two keys. */
 int ps__object_split(const char *payload, size_t len, size_t *head_len, const char **sep);
 
+/* One message of a publish as a bus checked it: its length and, with
+ * history, where its closing brace goes (ps__object_split). */
+typedef struct ps__part {
+    size_t len, head_len;
+    const char *sep;
+} ps__part;
+
+/* Checks the n messages of a publish: each one, and all together, at most
+ * max bytes (else PS_ETOOBIG); with history each an object (else
+ * PS_EINVAL). Fills parts[0..n) and *total (the bytes of all). */
+int ps__parts_check(const ps_payload *msgs, size_t n, int with_history, size_t max, ps__part *parts,
+                    size_t *total);
+
+/* A payload on the bus is one envelope, or, from a batch publish with
+ * history, a JSON array of envelopes in offset order. A splitter walks
+ * either: each ps__envelopes_next gives the next envelope's text (*text,
+ * *len, borrowed from the payload) and returns 1, or returns 0 at the end
+ * and at anything it cannot split (what follows is dropped; the envelopes
+ * it gives out are parsed strictly afterwards anyway). */
+typedef struct ps__splitter {
+    const char *p, *end;
+    int array; /* inside an array: ',' or ']' follows each element */
+} ps__splitter;
+
+void ps__envelopes_begin(ps__splitter *s, const char *payload, size_t len);
+int ps__envelopes_next(ps__splitter *s, const char **text, size_t *len);
+
 /* The in-memory history of the in-process bus: per channel an epoch, the
  * top offset and the last `size` stored texts, dropped `ttl_s` after the
  * last publish. Bounded in total (see history.c); under pressure whole

@@ -11,6 +11,12 @@
  * since the Unix epoch) is for the gateway's latency histogram only and
  * never reaches clients.
  *
+ * A batch publish with history sends its envelopes as one JSON array (one
+ * PUBLISH for the lot, see redis_scripts.c); the splitter at the end of
+ * this file cuts such a payload back into envelopes without parsing them,
+ * so that each is then parsed, framed and checked for gaps as if it had
+ * been published alone.
+ *
  * Output is written straight into its final buffer: a frame is built in
  * memory that becomes the ps_frame (headroom and all), and jansson
  * serialises `data` through a callback into that buffer, so the data is
@@ -22,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bus_internal.h"
 #include "pubsub/pubsub.h"
 
 #define SUB_MAX 128  /* the protocol's limit on a user id */
@@ -313,4 +320,80 @@ ps_frame *ps_envelope_frame(const ps_envelope *env, const char *channel, size_t 
     f->len = o.len;
     f->buf[headroom + o.len] = '\0';
     return f;
+}
+
+/* ------------------------------------------------------------ batches */
+
+static int blank_char(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static const char *skip_blanks(const char *p, const char *end)
+{
+    while (p < end && blank_char(*p))
+        p++;
+    return p;
+}
+
+/* The end of the object that starts at p ('{'), or NULL when it does not
+ * end before `end`. Only brackets and strings are followed: the envelope
+ * parser checks the rest. */
+static const char *object_end(const char *p, const char *end)
+{
+    size_t depth = 0;
+    int in_string = 0;
+
+    for (; p < end; p++) {
+        if (in_string) {
+            if (*p == '\\')
+                p++;
+            else if (*p == '"')
+                in_string = 0;
+        } else if (*p == '"') {
+            in_string = 1;
+        } else if (*p == '{' || *p == '[') {
+            depth++;
+        } else if ((*p == '}' || *p == ']') && --depth == 0) {
+            return p + 1;
+        }
+    }
+    return NULL;
+}
+
+void ps__envelopes_begin(ps__splitter *s, const char *payload, size_t len)
+{
+    const char *start = skip_blanks(payload, payload + len);
+
+    s->end = payload + len;
+    s->array = start < s->end && *start == '[';
+    s->p = s->array ? start + 1 : payload;
+}
+
+int ps__envelopes_next(ps__splitter *s, const char **text, size_t *len)
+{
+    const char *start, *stop, *after;
+
+    if (!s->p)
+        return 0;
+    if (!s->array) {
+        /* A single envelope: handed over whole, blanks and all. */
+        *text = s->p;
+        *len = (size_t)(s->end - s->p);
+        s->p = NULL;
+        return 1;
+    }
+    start = skip_blanks(s->p, s->end);
+    stop = start < s->end && *start == '{' ? object_end(start, s->end) : NULL;
+    after = stop ? skip_blanks(stop, s->end) : s->end;
+    s->p = NULL;
+    if (after == s->end)
+        return 0; /* not an object, or nothing after it */
+    if (*after == ',')
+        s->p = after + 1;
+    else if (*after != ']' || skip_blanks(after + 1, s->end) != s->end)
+        return 0;
+    *text = start;
+    *len = (size_t)(stop - start);
+    return 1;
 }

@@ -6,6 +6,10 @@
  * callback arrive later, from the loop) and a subscriber that publishes
  * from on_message cannot recurse.
  *
+ * A batch publish (ps_bus_publish_batch) is one operation: its messages
+ * take consecutive offsets and are delivered one by one, as the Redis bus
+ * delivers the array a batch arrives in.
+ *
  * The FIFO carries three kinds of operations, done in the order they were
  * asked for, as Redis does the commands of one link: publishes, history
  * reads and subscription confirmations. History (history.c) is touched only
@@ -54,9 +58,11 @@ typedef struct msg {
     void *udata;
     int done; /* the outcome was counted and reported */
     ps_history_policy hist;
-    /* OP_PUBLISH with history: the payload before its closing brace. */
-    size_t head_len;
-    const char *sep;
+    /* OP_PUBLISH: its messages, whose texts follow each other in payload;
+     * with history each part also says where its closing brace goes. */
+    ps__part one;    /* a single message */
+    ps__part *parts; /* &one, or malloc'd for a batch */
+    size_t nparts;
     /* OP_HISTORY */
     int64_t since;
     size_t limit;
@@ -82,8 +88,8 @@ typedef struct inproc_bus {
 
 /* ------------------------------------------------------------ queue */
 
-static msg *msg_new(enum op_kind kind, const char *channel, const char *payload, size_t len,
-                    void *udata)
+/* An operation with room for len payload bytes behind its channel. */
+static msg *msg_new(enum op_kind kind, const char *channel, size_t len, void *udata)
 {
     size_t clen = strlen(channel);
     msg *m = calloc(1, sizeof(*m) + clen + 1 + len);
@@ -95,9 +101,15 @@ static msg *msg_new(enum op_kind kind, const char *channel, const char *payload,
     m->len = len;
     memcpy(m->channel, channel, clen + 1);
     m->payload = m->channel + clen + 1;
-    if (len)
-        memcpy(m->channel + clen + 1, payload, len);
+    m->parts = &m->one;
     return m;
+}
+
+static void msg_free(msg *m)
+{
+    if (m && m->parts != &m->one)
+        free(m->parts);
+    free(m);
 }
 
 static void push(inproc_bus *b, msg *m)
@@ -144,7 +156,7 @@ static void complete(inproc_bus *b, msg *m, int status, const ps_publish_result 
         return;
     m->done = 1;
     if (m->kind == OP_PUBLISH) {
-        *(status == PS_OK ? &st->publishes : &st->publish_errors) += 1;
+        *(status == PS_OK ? &st->publishes : &st->publish_errors) += m->nparts;
         if (m->cb.pub)
             m->cb.pub(m->udata, status, res);
     } else if (m->kind == OP_HISTORY) {
@@ -163,23 +175,31 @@ static void deliver(inproc_bus *b, const char *channel, const char *payload, siz
     b->base.cb.on_message(b->base.cb.udata, channel, payload, len);
 }
 
+/* Stores and delivers the messages in order; the outcome names the first
+ * one's offset. Stops early when on_message stopped the bus (which then
+ * completed m) or the history store ran out of memory. */
 static void do_publish(inproc_bus *b, msg *m)
 {
-    ps_publish_result res, *resp = NULL;
-    const char *text = m->payload;
-    size_t len = m->len;
+    ps_publish_result res, first;
+    const char *at = m->payload, *text;
+    size_t i, len;
 
-    if (ps__history_on(&m->hist)) {
-        if (ps__hstore_append(b->history, m->channel, m->payload, m->head_len, m->sep, &m->hist,
-                              uv_now(b->idle.loop), &res, &text, &len) < 0) {
+    if (!ps__history_on(&m->hist)) {
+        deliver(b, m->channel, m->payload, m->len);
+        complete(b, m, PS_OK, NULL, NULL);
+        return;
+    }
+    for (i = 0; i < m->nparts && !b->stopping; at += m->parts[i++].len) {
+        if (ps__hstore_append(b->history, m->channel, at, m->parts[i].head_len, m->parts[i].sep,
+                              &m->hist, uv_now(b->idle.loop), &res, &text, &len) < 0) {
             complete(b, m, PS_ENOMEM, NULL, NULL);
             return;
         }
-        resp = &res;
+        if (i == 0)
+            first = res;
+        deliver(b, m->channel, text, len);
     }
-    deliver(b, m->channel, text, len);
-    /* on_message may have stopped the bus, which then completed m. */
-    complete(b, m, PS_OK, resp, NULL);
+    complete(b, m, PS_OK, &first, NULL);
 }
 
 static void do_history(inproc_bus *b, msg *m)
@@ -215,7 +235,7 @@ static void do_op(inproc_bus *b, msg *m)
     else
         do_subscribed(b, m);
     b->current = NULL;
-    free(m);
+    msg_free(m);
 }
 
 static void on_idle(uv_idle_t *h)
@@ -257,9 +277,9 @@ static int inproc_subscribe(ps_bus *base, const char *channel)
     rc = ps__chanset_add(&b->channels, channel);
     if (rc <= 0)
         return rc; /* PS_OK when already wanted, or PS_ENOMEM */
-    m = msg_new(OP_SUBSCRIBED, channel, NULL, 0, NULL);
+    m = msg_new(OP_SUBSCRIBED, channel, 0, NULL);
     if (!m || ps__chanset_adjust(&b->confirming, channel, 1) < 0) {
-        free(m);
+        msg_free(m);
         ps__chanset_remove(&b->channels, channel);
         return PS_ENOMEM;
     }
@@ -275,32 +295,55 @@ static int inproc_unsubscribe(ps_bus *base, const char *channel)
     return ps__chanset_remove(&b->channels, channel) ? PS_OK : PS_ENOENT;
 }
 
-static int inproc_publish(ps_bus *base, const char *channel, const char *payload, size_t len,
+/* A new OP_PUBLISH holding copies of msgs. */
+static msg *publish_msg(const char *channel, const ps_payload *msgs, size_t n, size_t total,
+                        void *udata)
+{
+    msg *m = msg_new(OP_PUBLISH, channel, total, udata);
+    char *at;
+    size_t i;
+
+    if (!m)
+        return NULL;
+    if (n > 1 && !(m->parts = malloc(n * sizeof(*m->parts)))) {
+        m->parts = &m->one;
+        msg_free(m);
+        return NULL;
+    }
+    m->nparts = n;
+    for (i = 0, at = m->channel + strlen(channel) + 1; i < n; at += msgs[i++].len)
+        if (msgs[i].len)
+            memcpy(at, msgs[i].text, msgs[i].len);
+    return m;
+}
+
+static int inproc_publish(ps_bus *base, const char *channel, const ps_payload *msgs, size_t n,
                           const ps_history_policy *hist, ps_publish_cb *cb, void *udata)
 {
     inproc_bus *b = (inproc_bus *)base;
-    size_t head_len = 0;
-    const char *sep = NULL;
-    msg *m;
+    ps__part one, *parts = n == 1 ? &one : malloc(n * sizeof(*parts));
+    size_t total = 0;
+    msg *m = NULL;
+    int rc = parts ? PS_OK : PS_ENOMEM;
 
-    if (b->stopping)
-        return PS_ECLOSED;
-    if (len > PS__DEFAULT_MAX_PAYLOAD)
-        return PS_ETOOBIG;
-    if (hist && ps__object_split(payload, len, &head_len, &sep) < 0)
-        return PS_EINVAL;
-    if (!has_room(b, len))
-        return PS_EUNAVAILABLE;
-    m = msg_new(OP_PUBLISH, channel, payload, len, udata);
-    if (!m)
-        return PS_ENOMEM;
-    m->cb.pub = cb;
-    if (hist) {
-        m->hist = *hist;
-        m->head_len = head_len;
-        m->sep = sep;
+    if (rc == PS_OK && b->stopping)
+        rc = PS_ECLOSED;
+    if (rc == PS_OK)
+        rc = ps__parts_check(msgs, n, hist != NULL, PS__DEFAULT_MAX_PAYLOAD, parts, &total);
+    if (rc == PS_OK && !has_room(b, total))
+        rc = PS_EUNAVAILABLE;
+    if (rc == PS_OK && !(m = publish_msg(channel, msgs, n, total, udata)))
+        rc = PS_ENOMEM;
+    if (rc == PS_OK) {
+        m->cb.pub = cb;
+        memcpy(m->parts, parts, n * sizeof(*parts));
+        if (hist)
+            m->hist = *hist;
+        rc = enqueue(b, m);
     }
-    return enqueue(b, m);
+    if (parts != &one)
+        free(parts);
+    return rc;
 }
 
 static int inproc_history(ps_bus *base, const char *channel, int64_t since, size_t limit,
@@ -313,7 +356,7 @@ static int inproc_history(ps_bus *base, const char *channel, int64_t since, size
         return PS_ECLOSED;
     if (!has_room(b, 0))
         return PS_EUNAVAILABLE;
-    m = msg_new(OP_HISTORY, channel, NULL, 0, udata);
+    m = msg_new(OP_HISTORY, channel, 0, udata);
     if (!m)
         return PS_ENOMEM;
     m->cb.hist = cb;
@@ -358,7 +401,7 @@ static void inproc_stop(ps_bus *base)
         complete(b, b->current, PS_ECLOSED, NULL, NULL);
     while ((m = pop(b)) != NULL) {
         complete(b, m, PS_ECLOSED, NULL, NULL);
-        free(m);
+        msg_free(m);
     }
 }
 

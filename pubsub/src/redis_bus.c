@@ -6,7 +6,9 @@
  * pubsub's own adapter (redis_uv.c):
  *   - sub: SUBSCRIBE/UNSUBSCRIBE and the messages. A subscribed Redis
  *     connection can run nothing else, hence the second link.
- *   - cmd: PUBLISH, and the history scripts (redis_scripts.c) with EVALSHA.
+ *   - cmd: PUBLISH, and the history scripts (redis_scripts.c) with EVALSHA;
+ *     a batch publish with history is one EVALSHA, and arrives on sub as
+ *     one message holding an array of envelopes, split here (deliver).
  * Each link goes WAITING (a timer: zero at start, then the backoff) ->
  * CONNECTING (TCP, then AUTH/SELECT/[cmd only: SCRIPT LOAD]/PING answered)
  * -> [sub only: SYNCING, every wanted channel subscribed again and
@@ -144,8 +146,9 @@ typedef struct req {
     ps_publish_cb *pub_cb;
     ps_history_cb *hist_cb; /* set: a history read */
     void *udata;
-    size_t len; /* payload bytes, for the byte bound */
-    char *cmd;  /* scripts: the EVALSHA as sent, for the resend */
+    size_t len;   /* payload bytes, for the byte bound */
+    size_t count; /* publishes: messages in the command (a batch has several) */
+    char *cmd;    /* scripts: the EVALSHA as sent, for the resend */
     size_t cmd_len;
     int resent; /* after NOSCRIPT, once */
     int done;   /* outcome reported; now only waiting for hiredis to let go */
@@ -367,16 +370,26 @@ static int wanted(const redis_bus *b, const char *name)
     return ps__chanset_has(b->channels, name, strlen(name));
 }
 
+/* Hands each envelope of a message (one, or a batch's array) to
+ * on_message, in order. on_message may unsubscribe the channel or stop the
+ * bus: what is left of a batch then goes too, as a message arriving after
+ * that would. */
 static void deliver(rlink *l, const redisReply *r)
 {
     redis_bus *b = l->bus;
     const redisReply *payload = r->element[2];
     const char *name = unprefixed(b, r->element[1]);
+    ps__splitter sp;
+    const char *text;
+    size_t len;
 
-    if (!name || payload->type != REDIS_REPLY_STRING || !wanted(b, name))
+    if (!name || payload->type != REDIS_REPLY_STRING)
         return;
-    b->base.stats.messages_in++;
-    b->base.cb.on_message(b->base.cb.udata, name, payload->str, (size_t)payload->len);
+    ps__envelopes_begin(&sp, payload->str, (size_t)payload->len);
+    while (!b->stopping && wanted(b, name) && ps__envelopes_next(&sp, &text, &len)) {
+        b->base.stats.messages_in++;
+        b->base.cb.on_message(b->base.cb.udata, name, text, len);
+    }
 }
 
 /* Tells on_subscribed, or keeps the news until the cmd link is READY. Should
@@ -741,7 +754,7 @@ static void complete(req *q, int status, const ps_publish_result *res, const ps_
         *(status == PS_OK ? &st->history_reads : &st->history_errors) += 1;
         q->hist_cb(q->udata, status, h);
     } else {
-        *(status == PS_OK ? &st->publishes : &st->publish_errors) += 1;
+        *(status == PS_OK ? &st->publishes : &st->publish_errors) += q->count;
         if (q->pub_cb)
             q->pub_cb(q->udata, status, res);
     }
@@ -858,50 +871,64 @@ static ps__script_target target_of(const redis_bus *b, enum ps__script which, co
     return t;
 }
 
-/* Formats the publish script's command into q. */
-static int format_publish(redis_bus *b, req *q, const char *channel, const char *payload,
-                          const ps_history_policy *hist, size_t head_len, const char *sep)
+/* Formats the publish script's command for msgs into q. */
+static int format_publish(redis_bus *b, req *q, const char *channel, const ps_payload *msgs,
+                          const ps__part *parts, size_t n, const ps_history_policy *hist)
 {
     ps__script_target t = target_of(b, PS__SCRIPT_PUBLISH, channel);
     char epoch[PS__EPOCH_LEN + 1];
-    long n;
+    long len;
 
     ps__epoch_new(&b->epochs, epoch);
-    n = ps__script_publish_cmd(&q->cmd, &t, payload, head_len, sep, hist, epoch);
-    if (n < 0)
+    len = ps__script_publish_cmd(&q->cmd, &t, msgs, parts, n, hist, epoch);
+    if (len < 0)
         return PS_ENOMEM;
-    q->cmd_len = (size_t)n;
+    q->cmd_len = (size_t)len;
     return PS_OK;
 }
 
-static int redis_publish(ps_bus *base, const char *channel, const char *payload, size_t len,
-                         const ps_history_policy *hist, ps_publish_cb *cb, void *udata)
+/* Why msgs cannot be sent now, or PS_OK with parts and *total filled. */
+static int can_publish(const redis_bus *b, const ps_payload *msgs, size_t n, int with_history,
+                       ps__part *parts, size_t *total)
 {
-    redis_bus *b = (redis_bus *)base;
-    size_t head_len = 0;
-    const char *sep = NULL;
-    req *q;
     int rc;
 
     if (b->stopping)
         return PS_ECLOSED;
-    if (len > b->max_payload)
-        return PS_ETOOBIG;
-    if (hist && ps__object_split(payload, len, &head_len, &sep) < 0)
-        return PS_EINVAL;
-    if (!b->up || !b->cmd.ac || !has_room(b, len))
-        return PS_EUNAVAILABLE;
-    q = req_new(b, hist ? PS__SCRIPT_PUBLISH : -1, udata);
-    if (!q)
-        return PS_ENOMEM;
-    q->pub_cb = cb;
-    q->len = len;
-    rc = hist ? format_publish(b, q, channel, payload, hist, head_len, sep) : PS_OK;
-    if (rc != PS_OK) {
-        req_free(q);
+    rc = ps__parts_check(msgs, n, with_history, b->max_payload, parts, total);
+    if (rc != PS_OK)
         return rc;
+    if (!b->up || !b->cmd.ac || !has_room(b, *total))
+        return PS_EUNAVAILABLE;
+    return PS_OK;
+}
+
+/* One message, or with history a batch of them: one command either way. */
+static int redis_publish(ps_bus *base, const char *channel, const ps_payload *msgs, size_t n,
+                         const ps_history_policy *hist, ps_publish_cb *cb, void *udata)
+{
+    redis_bus *b = (redis_bus *)base;
+    ps__part one, *parts = n == 1 ? &one : malloc(n * sizeof(*parts));
+    size_t total = 0;
+    req *q = NULL;
+    int rc = parts ? can_publish(b, msgs, n, hist != NULL, parts, &total) : PS_ENOMEM;
+
+    if (rc == PS_OK && !(q = req_new(b, hist ? PS__SCRIPT_PUBLISH : -1, udata)))
+        rc = PS_ENOMEM;
+    if (q) {
+        q->pub_cb = cb;
+        q->len = total;
+        q->count = n;
     }
-    return send_req(b, q, channel, payload);
+    if (rc == PS_OK && hist)
+        rc = format_publish(b, q, channel, msgs, parts, n, hist);
+    if (rc == PS_OK)
+        rc = send_req(b, q, channel, msgs[0].text); /* frees q when it fails */
+    else if (q)
+        req_free(q);
+    if (parts != &one)
+        free(parts);
+    return rc;
 }
 
 /* Reads need only the cmd link: they work while the sub link resubscribes,

@@ -12,14 +12,28 @@
  *                          stored text.
  * The pub/sub channel stays <prefix><channel>, as for plain publishes.
  *
- * publish: reads the meta; without one (first use, expired, FLUSHALL) it
- * creates it with the candidate epoch the caller passes in (Lua has no good
+ * publish: stores and sends n messages (1 or more, a batch) in one call.
+ * It reads the meta; without one (first use, expired, FLUSHALL) it creates
+ * it with the candidate epoch the caller passes in (Lua has no good
  * randomness of its own) and deletes any stale stream, whose offsets would
- * belong to the old epoch. Then top + 1 is the offset, the text is the
- * envelope with "offset" and "epoch" appended, XADD stores it trimmed to
- * about `size` (MAXLEN ~), EXPIRE refreshes both keys and PUBLISH sends the
- * very same text. Offset order is thus publish order, on the stream and on
+ * belong to the old epoch. HINCRBY by n reserves the next n offsets, each
+ * text is its envelope with "offset" and "epoch" appended, XADD stores each
+ * trimmed to about `size` (MAXLEN ~), and the TTLs are refreshed (below).
+ * One message is PUBLISHed as its very text; several as one JSON array of
+ * their texts, which the receiving buses split again (envelope.c): one
+ * PUBLISH, one reply to build and one message per subscribed gateway
+ * instead of n. Offset order is thus publish order, on the stream and on
  * the channel alike.
+ *
+ * Why the TTLs are refreshed only now and then: two EXPIREs per message
+ * were a third of the script's commands. The keys get ttl + slack seconds
+ * (PS_TTL_SLACK: ttl / 16, at most 60) and are refreshed only when the
+ * stream's PTTL fell below ttl (or is over ttl + slack, after the policy
+ * shrank), so after every publish both keys still live at least ttl and at
+ * most ttl + slack seconds, and a busy channel pays one cheap PTTL instead.
+ * The stream's PTTL speaks for both keys: they are only ever expired
+ * together, and a stream that XADD just created has none (-1), which
+ * refreshes both.
  *
  * Why '~': an exact MAXLEN deletes the oldest entry from the front of a
  * stream node at every publish, which moves the whole node in memory;
@@ -45,8 +59,9 @@
 
 #include "redis_scripts.h"
 
-/* KEYS: meta, stream. ARGV: candidate epoch, size, ttl, pub/sub channel,
- * envelope head, separator. Returns {offset, epoch}. */
+/* KEYS: meta, stream. ARGV: candidate epoch, size, ttl, ttl + slack,
+ * pub/sub channel, then per message its envelope head and separator.
+ * Returns {first offset, epoch}. */
 static const char publish_lua[] =
     "local epoch = redis.call('HGET', KEYS[1], 'epoch')\n"
     "if not epoch or #epoch > 32 or not string.match(epoch, '^[%w_%-]+$') then\n"
@@ -54,14 +69,26 @@ static const char publish_lua[] =
     "  redis.call('DEL', KEYS[2])\n"
     "  redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0)\n"
     "end\n"
-    "local top = redis.call('HINCRBY', KEYS[1], 'top', 1)\n"
-    "local text = ARGV[5] .. ARGV[6] .. '\"offset\":' .. string.format('%d', top) ..\n"
-    "  ',\"epoch\":\"' .. epoch .. '\"}'\n"
-    "redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], string.format('%d-0', top), 'm', text)\n"
-    "redis.call('EXPIRE', KEYS[1], ARGV[3])\n"
-    "redis.call('EXPIRE', KEYS[2], ARGV[3])\n"
-    "redis.call('PUBLISH', ARGV[4], text)\n"
-    "return {top, epoch}\n";
+    "local n = (#ARGV - 5) / 2\n"
+    "local first = redis.call('HINCRBY', KEYS[1], 'top', n) - n + 1\n"
+    "local tail = ',\"epoch\":\"' .. epoch .. '\"}'\n"
+    "local texts = {}\n"
+    "for i = 1, n do\n"
+    "  local offset = string.format('%d', first + i - 1)\n"
+    "  texts[i] = ARGV[2 * i + 4] .. ARGV[2 * i + 5] .. '\"offset\":' .. offset .. tail\n"
+    "  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], offset .. '-0', 'm', texts[i])\n"
+    "end\n"
+    "local left = redis.call('PTTL', KEYS[2])\n"
+    "if left < tonumber(ARGV[3]) * 1000 or left > tonumber(ARGV[4]) * 1000 then\n"
+    "  redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
+    "  redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
+    "end\n"
+    "if n == 1 then\n"
+    "  redis.call('PUBLISH', ARGV[5], texts[1])\n"
+    "else\n"
+    "  redis.call('PUBLISH', ARGV[5], '[' .. table.concat(texts, ',') .. ']')\n"
+    "end\n"
+    "return {first, epoch}\n";
 
 /* KEYS: meta, stream. ARGV: candidate epoch, ttl, since, limit, size.
  * Returns {epoch, top, first, {offset, text, offset, text, ...}}. */
@@ -102,12 +129,38 @@ const char *ps__script_text(enum ps__script which)
 
 /* ------------------------------------------------------------ commands */
 
-/* An EVALSHA argument list: fixed slots, some pointing into bufs. */
+/* An EVALSHA argument list: cap slots, some pointing into caller buffers.
+ * The history command fits in the inline slots; a batch publish gets its
+ * slots from the heap. */
+#define ARGS_INLINE 16
+
 struct args {
-    const char *v[12];
-    size_t len[12];
+    const char **v;
+    size_t *len;
     int n;
+    const char *inline_v[ARGS_INLINE];
+    size_t inline_len[ARGS_INLINE];
 };
+
+static int args_init(struct args *a, size_t cap)
+{
+    a->n = 0;
+    a->v = a->inline_v;
+    a->len = a->inline_len;
+    if (cap <= ARGS_INLINE)
+        return 0;
+    a->v = malloc(cap * sizeof(*a->v));
+    a->len = malloc(cap * sizeof(*a->len));
+    return a->v && a->len ? 0 : -1;
+}
+
+static void args_free(struct args *a)
+{
+    if (a->v != a->inline_v)
+        free((void *)a->v);
+    if (a->len != a->inline_len)
+        free(a->len);
+}
 
 static void arg(struct args *a, const char *s, size_t len)
 {
@@ -132,7 +185,6 @@ static void head_args(struct args *a, struct keys *k, const ps__script_target *t
     int m = snprintf(k->stream, sizeof(k->stream), "%.*sh:{%s}", (int)t->prefix_len, t->prefix,
                      t->channel);
 
-    a->n = 0;
     arg_str(a, "EVALSHA");
     arg_str(a, t->sha);
     arg_str(a, "2");
@@ -140,31 +192,44 @@ static void head_args(struct args *a, struct keys *k, const ps__script_target *t
     arg(a, k->stream, (size_t)m);
 }
 
+/* Formats the command and lets go of the slots. */
 static long format(char **cmd, struct args *a)
 {
     int len = redisFormatCommandArgv(cmd, a->n, a->v, a->len);
 
+    args_free(a);
     return len < 0 ? -1 : (long)len;
 }
 
-long ps__script_publish_cmd(char **cmd, const ps__script_target *t, const char *payload,
-                            size_t head_len, const char *sep, const ps_history_policy *hist,
+long ps__script_publish_cmd(char **cmd, const ps__script_target *t, const ps_payload *msgs,
+                            const ps__part *parts, size_t n, const ps_history_policy *hist,
                             const char *epoch)
 {
     struct args a;
     struct keys k;
-    char size[16], ttl[16], channel[400];
-    int n = snprintf(channel, sizeof(channel), "%.*s%s", (int)t->prefix_len, t->prefix, t->channel);
+    char size[16], ttl[16], keep[24], channel[400];
+    int len =
+        snprintf(channel, sizeof(channel), "%.*s%s", (int)t->prefix_len, t->prefix, t->channel);
+    size_t i;
 
+    if (args_init(&a, 10 + 2 * n) < 0) {
+        args_free(&a);
+        return -1;
+    }
     snprintf(size, sizeof(size), "%u", (unsigned)hist->size);
     snprintf(ttl, sizeof(ttl), "%u", (unsigned)hist->ttl_s);
+    snprintf(keep, sizeof(keep), "%llu",
+             (unsigned long long)hist->ttl_s + PS_TTL_SLACK(hist->ttl_s));
     head_args(&a, &k, t);
     arg_str(&a, epoch);
     arg_str(&a, size);
     arg_str(&a, ttl);
-    arg(&a, channel, (size_t)n);
-    arg(&a, payload, head_len);
-    arg_str(&a, sep);
+    arg_str(&a, keep);
+    arg(&a, channel, (size_t)len);
+    for (i = 0; i < n; i++) {
+        arg(&a, msgs[i].text, parts[i].head_len);
+        arg_str(&a, parts[i].sep);
+    }
     return format(cmd, &a);
 }
 
@@ -183,6 +248,7 @@ long ps__script_history_cmd(char **cmd, const ps__script_target *t, int64_t sinc
     snprintf(since_s, sizeof(since_s), "%lld", (long long)(since < 0 ? -1 : since));
     snprintf(limit_s, sizeof(limit_s), "%zu", limit);
     snprintf(size, sizeof(size), "%u", (unsigned)hist->size);
+    args_init(&a, ARGS_INLINE);
     head_args(&a, &k, t);
     arg_str(&a, epoch);
     arg_str(&a, ttl);

@@ -28,18 +28,20 @@ typedef struct ps__script_target {
     const char *sha; /* 40 hex digits from SCRIPT LOAD */
 } ps__script_target;
 
-/* Formats EVALSHA of the publish script for payload (already checked with
- * ps__object_split: head_len, sep). On success *cmd is the RESP command
- * (free with redisFreeCommand) and its length is returned; -1 on OOM. */
-long ps__script_publish_cmd(char **cmd, const ps__script_target *t, const char *payload,
-                            size_t head_len, const char *sep, const ps_history_policy *hist,
+/* Formats EVALSHA of the publish script for the n messages msgs (checked
+ * with ps__parts_check, which gave parts). On success *cmd is the RESP
+ * command (free with redisFreeCommand) and its length is returned; -1 on
+ * OOM. */
+long ps__script_publish_cmd(char **cmd, const ps__script_target *t, const ps_payload *msgs,
+                            const ps__part *parts, size_t n, const ps_history_policy *hist,
                             const char *epoch);
 /* The same for the history read script. */
 long ps__script_history_cmd(char **cmd, const ps__script_target *t, int64_t since, size_t limit,
                             const ps_history_policy *hist, const char *epoch);
 
 /* Parse the scripts' replies. Return PS_OK or PS_EINVAL (a reply that is
- * not what the script returns: someone else wrote the keys). */
+ * not what the script returns: someone else wrote the keys). The publish
+ * script's offset is its first message's. */
 int ps__script_publish_reply(const redisReply *r, ps_publish_result *res);
 /* On PS_OK h->entries is malloc'd (the caller frees it) and borrows from
  * r; PS_ENOMEM possible too. */

@@ -4,8 +4,10 @@
  * subscribed Redis channel. Anyone who can PUBLISH to that Redis can send
  * it anything, so it must treat every payload as hostile.
  *
- * Each input is one payload as the bus hands it to the gateway. The target
- * parses it with ps_envelope_parse and, when it is accepted, does what the
+ * Each input is one Redis message: a payload, or a batch's JSON array of
+ * payloads, which the splitter (ps__envelopes_next) cuts into the payloads
+ * the bus hands to the gateway. For each payload the target parses it with
+ * ps_envelope_parse and, when it is accepted, does what the
  * gateway does next: builds the one frame all subscribers of the channel
  * share (ps_envelope_frame, on a channel name that needs escaping), and, as
  * a publish with history would, splits the object to append "offset" and
@@ -124,16 +126,16 @@ static void check_stored(const char *payload, size_t len, const ps_envelope *env
     free(text);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One envelope, as the bus hands it to the gateway. */
+static void check_envelope(const char *payload, size_t size)
 {
-    const char *payload = (const char *)data;
     ps_envelope env;
     int rc = ps_envelope_parse(payload, size, &env);
 
     if (rc != PS_OK) {
         CHECK(rc == PS_EENVELOPE);
         CHECK(!env.root && !env.data && !env.from && !env.epoch && env.offset == -1);
-        return 0;
+        return;
     }
     check_fields(&env);
     check_frame(&env);
@@ -141,5 +143,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_stored(payload, size, &env);
     ps_envelope_clear(&env);
     CHECK(!env.root && !env.data);
+}
+
+/* The input is a whole Redis message: one envelope, or a batch's array of
+ * them. The splitter must give out pieces of the input, in order, without
+ * overlap, each an object's brackets when the input is an array. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *payload = (const char *)data, *text, *prev_end = payload;
+    ps__splitter sp;
+    size_t len;
+
+    ps__envelopes_begin(&sp, payload, size);
+    while (ps__envelopes_next(&sp, &text, &len)) {
+        CHECK(text >= prev_end && len <= size && text + len <= payload + size);
+        CHECK(!sp.array || (len >= 2 && text[0] == '{' && text[len - 1] == '}'));
+        prev_end = text + len;
+        check_envelope(text, len);
+    }
     return 0;
 }

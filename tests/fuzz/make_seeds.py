@@ -84,6 +84,8 @@ ENVELOPE = {
     "history": '{"data":{"state":"running"},"from":"backend","offset":7,"epoch":"q3CkV0xZ9aLm2PbT"}',
     "ts": '{"data":{"text":"hi"},"from":"alice","ts":1700000000123}',
     "ts_history": '{"data":1,"from":"alice","ts":1700000000123,"offset":8,"epoch":"E"}',
+    "batch": '[{"data":{"state":"running","progress":40},"ts":1,"offset":7,"epoch":"E1"},'
+    '{"data":"]}\\"{","offset":8,"epoch":"E1"}]',
     "ts_negative": '{"data":1,"ts":-5}',
     "ts_string": '{"data":1,"ts":"1700000000123"}',
     "data_null": '{"data":null}',

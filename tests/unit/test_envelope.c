@@ -4,7 +4,9 @@
  * What a subscriber would notice: a payload a backend PUBLISHes either
  * becomes exactly the documented client frame, or is refused as a whole
  * (PS_EENVELOPE) and never half-delivered; what the gateway encodes for a
- * client publish parses back to the same data and sender.
+ * client publish parses back to the same data and sender; a batch's array
+ * of envelopes comes apart into exactly its envelopes, in order, and a
+ * malformed one gives out nothing past the point it breaks.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus_internal.h" /* the batch splitter */
 #include "pubsub/pubsub.h"
 
 #define HEADROOM 16 /* LWS_PRE on Debian 12 */
@@ -321,6 +324,50 @@ static void encode_exact_and_refused(void **state)
     json_decref(data);
 }
 
+/* The envelopes the splitter gives out for payload, joined by '|'. */
+static const char *split(const char *payload)
+{
+    static char out[512];
+    ps__splitter sp;
+    const char *text;
+    size_t len, at = 0;
+
+    out[0] = '\0';
+    ps__envelopes_begin(&sp, payload, strlen(payload));
+    while (ps__envelopes_next(&sp, &text, &len)) {
+        assert_true(at + len + 2 < sizeof(out));
+        if (at)
+            out[at++] = '|';
+        memcpy(out + at, text, len);
+        at += len;
+        out[at] = '\0';
+    }
+    return out;
+}
+
+static void batches_split(void **state)
+{
+    (void)state;
+    /* Not an array: the whole payload, once, blanks included. */
+    assert_string_equal(split(" {\"data\":1} "), " {\"data\":1} ");
+    assert_string_equal(split("raw"), "raw");
+    assert_string_equal(split("[{\"data\":1,\"offset\":1}]"), "{\"data\":1,\"offset\":1}");
+    assert_string_equal(split(" [ {\"data\":1} ,\n{\"data\":[2,{}]} ] "),
+                        "{\"data\":1}|{\"data\":[2,{}]}");
+    /* Brackets, quotes and backslashes inside strings do not count. */
+    assert_string_equal(split("[{\"data\":\"}]\\\"{\"},{\"data\":\"\\\\\"}]"),
+                        "{\"data\":\"}]\\\"{\"}|{\"data\":\"\\\\\"}");
+    /* Broken arrays: what comes before the break, and nothing after it. */
+    assert_string_equal(split("[]"), "");
+    assert_string_equal(split("["), "");
+    assert_string_equal(split("[1,{\"data\":1}]"), "");
+    assert_string_equal(split("[{\"data\":1},2]"), "{\"data\":1}");
+    assert_string_equal(split("[{\"data\":1}{\"data\":2}]"), "");
+    assert_string_equal(split("[{\"data\":1},{\"data\":2}"), "{\"data\":1}");
+    assert_string_equal(split("[{\"data\":1},{\"data\":2}]x"), "{\"data\":1}");
+    assert_string_equal(split("[{\"data\":\"}]"), "");
+}
+
 static void strerror_names(void **state)
 {
     assert_string_equal(ps_strerror(PS_OK), "ok");
@@ -344,6 +391,7 @@ int main(void)
         cmocka_unit_test(frame_refcount),
         cmocka_unit_test(encode_round_trip),
         cmocka_unit_test(encode_exact_and_refused),
+        cmocka_unit_test(batches_split),
         cmocka_unit_test(strerror_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -472,6 +472,31 @@ static void stream_stays_bounded(void **state)
     assert_int_equal(h->offsets[9], 450);
 }
 
+/* Sets both keys of channel to ms milliseconds to live, as if time had
+ * passed since the last refresh. */
+static void age_keys(const char *channel, long long ms)
+{
+    char key[64], num[24];
+    const char *kinds[] = {"m", "h"};
+    int i;
+
+    snprintf(num, sizeof(num), "%lld", ms);
+    for (i = 0; i < 2; i++) {
+        snprintf(key, sizeof(key), "wsgw:%s:{%s}", kinds[i], channel);
+        freeReplyObject(sync_command(main_server.port, NULL, "PEXPIRE %s %s", key, num));
+    }
+}
+
+static long long pttl(const char *kind, const char *channel)
+{
+    char key[64];
+
+    snprintf(key, sizeof(key), "wsgw:%s:{%s}", kind, channel);
+    return sync_integer(main_server.port, "PTTL %s", key);
+}
+
+/* Both keys live ttl to ttl + slack (60 + 3 s here) after every publish,
+ * and are refreshed only once they fell below ttl. */
 static void ttl_on_both_keys(void **state)
 {
     fixture *f = *state;
@@ -480,19 +505,46 @@ static void ttl_on_both_keys(void **state)
     bus_add(f, main_server.port);
     wait_up(f);
     publish_range(f, "job:3", 1, 2, 10); /* ttl 60 */
-    ms = sync_integer(main_server.port, "PTTL %s", "wsgw:m:{job:3}");
-    assert_true(ms > 55000 && ms <= 60000);
-    ms = sync_integer(main_server.port, "PTTL %s", "wsgw:h:{job:3}");
-    assert_true(ms > 55000 && ms <= 60000);
+    ms = pttl("m", "job:3");
+    assert_true(ms > 60000 && ms <= 63000);
+    ms = pttl("h", "job:3");
+    assert_true(ms > 60000 && ms <= 63000);
+    /* Still over ttl: left alone. */
+    age_keys("job:3", 61000);
+    publish_range(f, "job:3", 3, 3, 10);
+    assert_true(pttl("m", "job:3") <= 61000 && pttl("h", "job:3") <= 61000);
+    /* Below ttl: both refreshed. */
+    age_keys("job:3", 59000);
+    publish_range(f, "job:3", 4, 4, 10);
+    assert_true(pttl("m", "job:3") > 62000 && pttl("h", "job:3") > 62000);
     /* A read creating the epoch sets the TTL on the meta; no stream yet. */
     read_wait(f, "job:4", 0, 10, 10, 30);
-    ms = sync_integer(main_server.port, "PTTL %s", "wsgw:m:{job:4}");
+    ms = pttl("m", "job:4");
     assert_true(ms > 25000 && ms <= 30000);
     assert_int_equal(sync_integer(main_server.port, "EXISTS %s", "wsgw:h:{job:4}"), 0);
     /* A read does not extend an existing history. */
     read_wait(f, "job:3", 0, 10, 10, 3600);
-    ms = sync_integer(main_server.port, "PTTL %s", "wsgw:m:{job:3}");
-    assert_true(ms <= 60000);
+    assert_true(pttl("m", "job:3") <= 63000);
+    /* The first publish after that read gives the stream its TTL, and the
+     * meta the same one. */
+    publish_range(f, "job:4", 1, 1, 10);
+    assert_true(pttl("h", "job:4") > 60000 && pttl("m", "job:4") > 60000);
+}
+
+/* A policy whose TTL shrank takes effect with the next publish. */
+static void ttl_follows_a_smaller_policy(void **state)
+{
+    fixture *f = *state;
+
+    bus_add(f, main_server.port);
+    wait_up(f);
+    assert_int_equal(publish_h(f, 0, "job:7", "{}", 10, 3600), PS_OK);
+    WAIT(f, got_pubs, 1);
+    assert_true(pttl("h", "job:7") > 3600000);
+    assert_int_equal(publish_h(f, 0, "job:7", "{}", 10, 16), PS_OK); /* slack 1 */
+    WAIT(f, got_pubs, 2);
+    assert_true(pttl("h", "job:7") > 16000 && pttl("h", "job:7") <= 17000);
+    assert_true(pttl("m", "job:7") > 16000 && pttl("m", "job:7") <= 17000);
 }
 
 static void read_creates_the_epoch_of_the_next_publish(void **state)
@@ -590,6 +642,197 @@ static void script_flush_reloads(void **state)
     assert_int_equal(f->bus[0]->stats.publishes, 6);
     assert_int_equal(f->bus[0]->stats.publish_errors, 0);
     assert_int_equal(f->bus[0]->stats.history_reads, 1);
+}
+
+static int by_offset(const void *a, const void *b);
+
+/* Publishes {"data":i} for i in from..to as one batch from bus `bus`. */
+static int publish_batch(fixture *f, int bus, const char *channel, int from, int to, uint32_t size)
+{
+    ps_history_policy p = {size, 60};
+    ps_payload msgs[PS_BATCH_MAX];
+    char texts[PS_BATCH_MAX][32];
+    int i, n = to - from + 1;
+
+    assert_true(n >= 1 && n <= PS_BATCH_MAX);
+    for (i = 0; i < n; i++) {
+        msgs[i].len = (size_t)snprintf(texts[i], sizeof(texts[i]), "{\"data\":%d}", from + i);
+        msgs[i].text = texts[i];
+    }
+    return ps_bus_publish_batch(f->bus[bus], channel, msgs, (size_t)n, &p, on_published,
+                                (void *)(intptr_t)bus);
+}
+
+static int data_in(const char *payload)
+{
+    ps_envelope env;
+    int d;
+
+    assert_int_equal(ps_envelope_parse(payload, strlen(payload), &env), PS_OK);
+    d = (int)json_integer_value(env.data);
+    ps_envelope_clear(&env);
+    return d;
+}
+
+static long long publish_calls(void)
+{
+    redisReply *r = sync_command(main_server.port, NULL, "INFO commandstats");
+    const char *at;
+    long long n = 0;
+
+    assert_non_null(r);
+    at = strstr(r->str, "cmdstat_publish:calls=");
+    if (at)
+        n = atoll(at + strlen("cmdstat_publish:calls="));
+    freeReplyObject(r);
+    return n;
+}
+
+/* A batch from another gateway's bus: one callback with the first of n
+ * consecutive offsets, one PUBLISH, and the subscriber's bus hands over
+ * every message once, in order, byte for byte as stored. Single publishes
+ * before and after continue the same offsets. */
+static void batch_takes_consecutive_offsets(void **state)
+{
+    fixture *f = *state;
+    char want[128];
+    long long publishes;
+    hist_record *h;
+    int i;
+
+    bus_add(f, main_server.port);
+    bus_add(f, main_server.port);
+    assert_int_equal(ps_bus_subscribe(f->bus[0], "job:b"), PS_OK);
+    wait_up(f);
+    WAIT(f, got_subscribed, 1);
+    assert_int_equal(publish_h(f, 1, "job:b", "{\"data\":1}", 100, 60), PS_OK);
+    WAIT(f, got_pubs, 1);
+    publishes = publish_calls();
+    assert_int_equal(publish_batch(f, 1, "job:b", 2, 41, 100), PS_OK);
+    WAIT(f, got_pubs, 2);
+    assert_int_equal(publish_calls() - publishes, 1);
+    assert_int_equal(f->pubs[1].status, PS_OK);
+    assert_int_equal(f->pubs[1].offset, 2);
+    assert_string_equal(f->pubs[1].epoch, f->pubs[0].epoch);
+    assert_int_equal(f->bus[1]->stats.publishes, 41);
+    assert_int_equal(publish_h(f, 1, "job:b", "{\"data\":42}", 100, 60), PS_OK);
+    WAIT(f, got_pubs, 3);
+    assert_int_equal(f->pubs[2].offset, 42);
+
+    WAIT(f, got_msgs, 42);
+    run_until(f, never, 50);
+    assert_int_equal(f->nmsgs, 42);
+    assert_int_equal(f->bus[0]->stats.messages_in, 42);
+    h = read_wait(f, "job:b", 0, 100, 100, 60);
+    assert_int_equal(h->n, 42);
+    for (i = 0; i < 42; i++) {
+        stored_text(want, sizeof(want), i + 1, i + 1, f->pubs[0].epoch);
+        assert_string_equal(f->msgs[i].payload, want);
+        assert_string_equal(h->payloads[i], want);
+        assert_int_equal(h->offsets[i], i + 1);
+    }
+}
+
+/* Two gateways sending batches to one channel at once: each batch's
+ * offsets are a block no other publish enters, together 1..N without a
+ * hole, heard in offset order. */
+static void concurrent_batches_stay_whole(void **state)
+{
+    fixture *f = *state;
+    int i, b, k, prev = 0;
+
+    for (b = 0; b < 3; b++)
+        bus_add(f, main_server.port);
+    ps_bus_subscribe(f->bus[0], "room:b");
+    wait_up(f);
+    WAIT(f, got_subscribed, 1);
+    for (i = 0; i < 10; i++)
+        for (b = 1; b < 3; b++)
+            assert_int_equal(
+                publish_batch(f, b, "room:b", b * 1000 + i * 10, b * 1000 + i * 10 + 9, 500),
+                PS_OK);
+    WAIT(f, got_pubs, 20);
+    WAIT(f, got_msgs, 200);
+    qsort(f->pubs, 20, sizeof(f->pubs[0]), by_offset);
+    for (i = 0; i < 20; i++) {
+        assert_int_equal(f->pubs[i].status, PS_OK);
+        assert_int_equal(f->pubs[i].offset, i * 10 + 1);
+    }
+    /* Within a block the data runs on: nothing interleaved. */
+    for (i = 0; i < 200; i++) {
+        k = data_in(f->msgs[i].payload);
+        assert_int_equal(f->msgs[i].offset, i + 1);
+        if (i % 10)
+            assert_int_equal(k, prev + 1);
+        prev = k;
+    }
+    assert_int_equal(read_wait(f, "room:b", 0, 1000, 500, 60)->n, 200);
+}
+
+/* SCRIPT FLUSH before a batch: reloaded, resent once, same offsets. */
+static void batch_after_script_flush(void **state)
+{
+    fixture *f = *state;
+    long long loads;
+
+    bus_add(f, main_server.port);
+    ps_bus_subscribe(f->bus[0], "job:f");
+    wait_up(f);
+    WAIT(f, got_subscribed, 1);
+    assert_int_equal(publish_batch(f, 0, "job:f", 1, 5, 10), PS_OK);
+    WAIT(f, got_pubs, 1);
+    freeReplyObject(sync_command(main_server.port, NULL, "SCRIPT FLUSH"));
+    loads = script_loads();
+    assert_int_equal(publish_batch(f, 0, "job:f", 6, 10, 10), PS_OK);
+    assert_int_equal(publish_batch(f, 0, "job:f", 11, 12, 10), PS_OK);
+    WAIT(f, got_pubs, 3);
+    assert_true(script_loads() > loads);
+    assert_int_equal(f->pubs[1].status, PS_OK);
+    assert_int_equal(f->pubs[1].offset, 6);
+    assert_int_equal(f->pubs[2].status, PS_OK);
+    assert_int_equal(f->pubs[2].offset, 11);
+    WAIT(f, got_msgs, 12);
+    run_until(f, never, 50);
+    assert_int_equal(f->npubs, 3);
+    assert_int_equal(f->nmsgs, 12);
+    assert_int_equal(f->msgs[11].offset, 12);
+    assert_int_equal(f->bus[0]->stats.publishes, 12);
+}
+
+/* What a batch refuses at once. */
+static void batch_refused(void **state)
+{
+    fixture *f = *state;
+    ps_history_policy p = {10, 60}, off = {0, 0};
+    ps_payload ok = {"{}", 2}, bad[2] = {{"{}", 2}, {"[1]", 3}};
+    ps_payload *big = calloc(PS_BATCH_MAX + 1, sizeof(*big));
+    char *huge = malloc(600 * 1024);
+    size_t i;
+
+    assert_non_null(big);
+    assert_non_null(huge);
+    memset(huge, ' ', 600 * 1024);
+    huge[0] = '{';
+    huge[600 * 1024 - 1] = '}';
+    for (i = 0; i <= PS_BATCH_MAX; i++)
+        big[i] = ok;
+    bus_add(f, main_server.port);
+    wait_up(f);
+    assert_int_equal(ps_bus_publish_batch(f->bus[0], "x:y", &ok, 0, &p, NULL, NULL), PS_EINVAL);
+    assert_int_equal(ps_bus_publish_batch(f->bus[0], "x:y", &ok, 1, &off, NULL, NULL), PS_EINVAL);
+    assert_int_equal(ps_bus_publish_batch(f->bus[0], "x:y", &ok, 1, NULL, NULL, NULL), PS_EINVAL);
+    assert_int_equal(ps_bus_publish_batch(f->bus[0], "x:y", bad, 2, &p, NULL, NULL), PS_EINVAL);
+    assert_int_equal(ps_bus_publish_batch(f->bus[0], "x:y", big, PS_BATCH_MAX + 1, &p, NULL, NULL),
+                     PS_EINVAL);
+    /* Each under the 1 MiB limit, together over it. */
+    big[0] = (ps_payload){huge, 600 * 1024};
+    big[1] = big[0];
+    assert_int_equal(ps_bus_publish_batch(f->bus[0], "x:y", big, 2, &p, NULL, NULL), PS_ETOOBIG);
+    assert_int_equal(ps_bus_publish_batch(f->bus[0], "x:y", big, 1, &p, on_published, NULL), PS_OK);
+    WAIT(f, got_pubs, 1);
+    assert_int_equal(f->pubs[0].offset, 1);
+    free(big);
+    free(huge);
 }
 
 static int by_offset(const void *a, const void *b)
@@ -893,11 +1136,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(trimmed_to_size, setup, teardown),
         cmocka_unit_test_setup_teardown(stream_stays_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(ttl_on_both_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(ttl_follows_a_smaller_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(read_creates_the_epoch_of_the_next_publish, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(flushall_gives_a_new_epoch, setup, teardown),
         cmocka_unit_test_setup_teardown(script_flush_reloads, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_publishers, setup, teardown),
+        cmocka_unit_test_setup_teardown(batch_takes_consecutive_offsets, setup, teardown),
+        cmocka_unit_test_setup_teardown(concurrent_batches_stay_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(batch_after_script_flush, setup, teardown),
+        cmocka_unit_test_setup_teardown(batch_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(refused_and_odd, setup, teardown),
         cmocka_unit_test_setup_teardown(reads_on_drop_and_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(subscribed_and_resubscribed, setup, teardown),

@@ -9,7 +9,8 @@
  * offsets 1..N in publish order under one epoch, the delivered text is the
  * stored one, reads return what follows `since` (or the latest), the ring
  * keeps the last `size`, an expired or evicted history comes back with a new
- * epoch and offsets from 1; and on_subscribed comes from the loop, once per
+ * epoch and offsets from 1; a batch takes consecutive offsets and is
+ * delivered message by message; and on_subscribed comes from the loop, once per
  * effective subscribe. Every test ends with the loop closing cleanly (no
  * handle left behind) and, under ASan, no leak.
  */
@@ -494,6 +495,63 @@ static void history_offsets_and_reads(void **state)
     assert_int_equal(f->bus->stats.publishes, 5);
 }
 
+static int publish_batch(fixture *f, const char *channel, const char *const *texts, size_t n,
+                         const char *tag)
+{
+    ps_history_policy p = {10, 60};
+    ps_payload msgs[8];
+    size_t i;
+    int rc;
+
+    assert_true(n <= 8);
+    for (i = 0; i < n; i++)
+        msgs[i] = (ps_payload){texts[i], strlen(texts[i])};
+    f->in_publish = 1;
+    rc = ps_bus_publish_batch(f->bus, channel, msgs, n, &p, on_published, (void *)tag);
+    f->in_publish = 0;
+    return rc;
+}
+
+/* A batch: consecutive offsets, each message delivered and stored as if
+ * published alone, one outcome naming the first offset; a publish queued
+ * after it continues the offsets. A stop from on_message ends the batch. */
+static void history_batch(void **state)
+{
+    fixture *f = *state;
+    const char *texts[] = {"{\"data\":1}", "{\"data\":2}", "{\"data\":3}"};
+    char want[128], log[1024] = "";
+    int i;
+
+    ps_bus_subscribe(f->bus, "job:1");
+    run_once(f);
+    f->log[0] = '\0';
+    assert_int_equal(publish_batch(f, "job:1", texts, 3, "b"), PS_OK);
+    assert_int_equal(publish_h(f, "job:1", "{\"data\":4}", "p", 10, 60), PS_OK);
+    run_once(f);
+    for (i = 1; i <= 3; i++) {
+        stored_text(want, sizeof(want), i, i, f->epoch);
+        snprintf(log + strlen(log), sizeof(log) - strlen(log), "Mjob:1=%s;", want);
+    }
+    stored_text(want, sizeof(want), 4, 4, f->epoch);
+    snprintf(log + strlen(log), sizeof(log) - strlen(log), "Pb:0@1;Mjob:1=%s;Pp:0@4;", want);
+    assert_string_equal(f->log, log);
+    assert_int_equal(f->bus->stats.publishes, 4);
+    read_h(f, "job:1", 0, 100, "r", 10, 60);
+    run_once(f);
+    assert_int_equal(f->hist.n, 4);
+    assert_int_equal(f->hist.offsets[3], 4);
+
+    assert_int_equal(publish_batch(f, "job:1", texts, 0, "e"), PS_EINVAL);
+    assert_int_equal(ps_bus_publish_batch(f->bus, "job:1", NULL, 1, NULL, NULL, NULL), PS_EINVAL);
+    f->log[0] = '\0';
+    f->stop_on_message = 1;
+    assert_int_equal(publish_batch(f, "job:1", texts, 3, "s"), PS_OK);
+    run_once(f);
+    stored_text(want, sizeof(want), 1, 5, f->epoch);
+    snprintf(log, sizeof(log), "Mjob:1=%s;Ps:-4;", want);
+    assert_string_equal(f->log, log);
+}
+
 static void history_trimmed_to_size(void **state)
 {
     fixture *f = *state;
@@ -747,6 +805,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(subscribed_from_the_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(confirmed_past_the_queue_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(history_offsets_and_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(history_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(history_trimmed_to_size, setup, teardown),
         cmocka_unit_test_setup_teardown(read_creates_epoch_and_sees_earlier_publishes, setup,
                                         teardown),

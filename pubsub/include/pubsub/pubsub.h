@@ -218,7 +218,11 @@ typedef void ps_subscribed_cb(void *udata, const char *channel);
 
 /* How a channel keeps history: the last `size` messages for `ttl_s` seconds
  * after the last publish. size 0: no history (plain PUBLISH). With size > 0,
- * ttl_s must be at least 1 (else PS_EINVAL). */
+ * ttl_s must be at least 1 (else PS_EINVAL). The Redis bus keeps them at
+ * least ttl_s and at most ttl_s + PS_TTL_SLACK(ttl_s) seconds: it refreshes
+ * the keys' TTLs only once they fell below ttl_s, which spares most
+ * publishes to a busy channel two EXPIREs. */
+#define PS_TTL_SLACK(ttl_s) ((ttl_s) / 16 < 60 ? (ttl_s) / 16 : 60)
 typedef struct ps_history_policy {
     uint32_t size;
     uint32_t ttl_s;
@@ -274,17 +278,27 @@ typedef struct ps_bus_callbacks {
 typedef struct ps_bus_stats {
     uint64_t reconnects;      /* successful connects after the first */
     uint64_t messages_in;     /* messages received from the bus */
-    uint64_t publishes;       /* publishes acknowledged */
-    uint64_t publish_errors;  /* publishes failed */
+    uint64_t publishes;       /* messages published (a batch counts each) */
+    uint64_t publish_errors;  /* messages whose publish failed */
     uint64_t bad_envelopes;   /* reserved for the caller's accounting */
     uint64_t history_reads;   /* history reads answered (PS_OK) */
     uint64_t history_errors;  /* history reads failed */
 } ps_bus_stats;
 
+/* One message of a publish: an envelope's text, len bytes, borrowed for
+ * the duration of the call (the bus copies what it keeps). */
+typedef struct ps_payload {
+    const char *text;
+    size_t len;
+} ps_payload;
+
+#define PS_BATCH_MAX 1000 /* messages in one ps_bus_publish_batch */
+
 typedef struct ps_bus_ops {
     int (*subscribe)(ps_bus *b, const char *channel);
     int (*unsubscribe)(ps_bus *b, const char *channel);
-    int (*publish)(ps_bus *b, const char *channel, const char *payload, size_t len,
+    /* n messages, 1..PS_BATCH_MAX; more than one only with history. */
+    int (*publish)(ps_bus *b, const char *channel, const ps_payload *msgs, size_t n,
                    const ps_history_policy *hist, ps_publish_cb *cb, void *udata);
     int (*history)(ps_bus *b, const char *channel, int64_t since, size_t limit,
                    const ps_history_policy *hist, ps_history_cb *cb, void *udata);
@@ -318,6 +332,23 @@ int ps_bus_unsubscribe(ps_bus *b, const char *channel);
  * a JSON object without those two keys. hist NULL or size 0: plain PUBLISH. */
 int ps_bus_publish(ps_bus *b, const char *channel, const char *payload, size_t len,
                    const ps_history_policy *hist, ps_publish_cb *cb, void *udata);
+
+/* Publishes n messages (1..PS_BATCH_MAX, in the order given) to one channel
+ * that keeps history, in one atomic step: one Redis script (the same one
+ * ps_bus_publish runs) reads the channel's meta once, gives the messages the
+ * next n offsets, stores each, refreshes the TTLs and publishes them; no
+ * other publish to the channel comes between them. Subscribers receive each
+ * message as if it had been published alone (the Redis bus sends a batch as
+ * one JSON array of envelopes, which receiving buses split again).
+ * Returns as ps_bus_publish, and PS_EINVAL also when hist has no history
+ * (size 0), n is 0 or over PS_BATCH_MAX, or a payload is not an object;
+ * PS_ETOOBIG when a payload, or all of them together, exceed the bus's
+ * payload limit. cb follows once for the whole batch: on PS_OK res->offset
+ * is the first message's offset, message i got res->offset + i, all of them
+ * res->epoch; any other status is every message's. (The in-process bus may
+ * report PS_ENOMEM after delivering the first messages of the batch.) */
+int ps_bus_publish_batch(ps_bus *b, const char *channel, const ps_payload *msgs, size_t n,
+                         const ps_history_policy *hist, ps_publish_cb *cb, void *udata);
 
 /* Reads channel's history in one atomic step: with since >= 0 the stored
  * messages with offset > since, at most limit of them (the oldest first);
