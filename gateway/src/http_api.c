@@ -317,24 +317,49 @@ void gw_api_body_clear(gw_api_body *b)
 
 /* ------------------------------------------------------------ publishing */
 
+/* The envelope a backend's message travels in: no "from", whatever the
+ * body said, since backends publish as the system. On PS_OK *out is
+ * malloc'd (the caller frees it); PS_ETOOBIG when over max_bytes. */
+static int encode_message(json_t *data, size_t max_bytes, ps_payload *out)
+{
+    char *text;
+    size_t len;
+    int rc = ps_envelope_encode(data, NULL, ps_now_ms(), &text, &len);
+
+    if (rc != PS_OK)
+        return rc;
+    if (len > max_bytes) {
+        free(text);
+        return PS_ETOOBIG;
+    }
+    *out = (ps_payload){text, len};
+    return PS_OK;
+}
+
+/* The history policy of channel's namespace in *p, or NULL when it keeps
+ * none. */
+static const gw_namespace *history_of(const gw_config *cfg, const char *channel,
+                                      ps_history_policy *p)
+{
+    const gw_namespace *ns = gw_config_namespace(cfg, channel);
+
+    if (ns)
+        *p = (ps_history_policy){ns->size, ns->ttl_s};
+    return ns;
+}
+
 int gw_api_publish(ps_bus *bus, const gw_config *cfg, const char *channel, json_t *data,
                    size_t max_bytes, int with_history, ps_publish_cb *cb, void *udata)
 {
-    const gw_namespace *ns = with_history ? gw_config_namespace(cfg, channel) : NULL;
-    ps_history_policy policy = {ns ? ns->size : 0, ns ? ns->ttl_s : 0};
-    char *payload;
-    size_t len;
-    int rc;
+    ps_history_policy policy;
+    const gw_namespace *ns = with_history ? history_of(cfg, channel, &policy) : NULL;
+    ps_payload msg;
+    int rc = encode_message(data, max_bytes, &msg);
 
-    /* Backends publish as the system: no "from", whatever the body said. */
-    rc = ps_envelope_encode(data, NULL, ps_now_ms(), &payload, &len);
     if (rc != PS_OK)
         return rc;
-    if (len > max_bytes)
-        rc = PS_ETOOBIG;
-    else
-        rc = ps_bus_publish(bus, channel, payload, len, ns ? &policy : NULL, cb, udata);
-    free(payload);
+    rc = ps_bus_publish(bus, channel, msg.text, msg.len, ns ? &policy : NULL, cb, udata);
+    free((char *)msg.text);
     return rc;
 }
 
@@ -357,7 +382,6 @@ typedef enum req_phase {
 
 /* The outcome of one message. */
 typedef struct api_slot {
-    gw_api_req *req;
     unsigned http;     /* 200, or the status this message alone gets */
     const char *error; /* NULL: published */
     int has_res;       /* offset and epoch are set (history channel) */
@@ -373,7 +397,8 @@ struct gw_api_req {
     size_t body_len, body_cap, body_max;
     int batch;
     api_slot *slots;
-    size_t n_slots, pending;
+    size_t n_slots;
+    size_t pending; /* bus publishes (runs) not yet answered */
     unsigned status;
     unsigned char *resp; /* LWS_PRE bytes of headroom, then resp_len bytes of JSON */
     size_t resp_len;
@@ -470,16 +495,30 @@ static void slot_fail(api_slot *s, int status)
     }
 }
 
-static void on_published(void *udata, int status, const ps_publish_result *res)
+/* ------------------------------------------------------------ runs */
+
+/* Consecutive messages of a request to one history channel go to the bus
+ * as one batch (one Redis script: one meta read, one TTL check, one
+ * PUBLISH), which is what makes batched history publishing cheap. A run
+ * is bounded so that a single script call stays short for everyone else
+ * on that Redis (about RUN_MAX XADDs) and its payload well under the bus's
+ * 1 MiB. Only consecutive messages form a run (bad ones in between aside,
+ * as they are not published): across channels the request's order is
+ * kept too, as documented. */
+#define RUN_MAX 100
+#define RUN_MAX_BYTES (256 * 1024)
+
+/* One bus publish: a run, or a single message. Owned by its bus
+ * callback. */
+typedef struct api_run {
+    gw_api_req *req;
+    size_t n;
+    api_slot *slots[]; /* in offset order */
+} api_run;
+
+/* One more bus publish of r answered: answer r when it was the last. */
+static void settle(gw_api_req *r)
 {
-    api_slot *s = udata;
-    gw_api_req *r = s->req;
-    if (status != PS_OK)
-        slot_fail(s, status);
-    else if (res) {
-        s->has_res = 1;
-        s->res = *res;
-    }
     if (--r->pending)
         return;
     if (!r->wsi) {
@@ -491,37 +530,122 @@ static void on_published(void *udata, int status, const ps_publish_result *res)
         finish(r);
 }
 
+/* A batch's result names its first offset; the others follow on. */
+static void on_run_published(void *udata, int status, const ps_publish_result *res)
+{
+    api_run *run = udata;
+    gw_api_req *r = run->req;
+
+    for (size_t k = 0; k < run->n; k++) {
+        api_slot *s = run->slots[k];
+        if (status != PS_OK) {
+            slot_fail(s, status);
+        } else if (res) {
+            s->has_res = 1;
+            s->res = *res;
+            s->res.offset = res->offset + (int64_t)k;
+        }
+    }
+    free(run);
+    settle(r);
+}
+
+/* Where the run that starts at message i ends (the index after its last
+ * member), with its members and their envelopes in run and list. A
+ * channel without history runs one message at a time. */
+static size_t collect_run(gw_api_req *r, const gw_api_body *b, const ps_payload *enc, size_t i,
+                          int batched, api_run *run, ps_payload *list)
+{
+    size_t j, bytes = 0;
+
+    for (j = i; j < b->n && run->n < RUN_MAX; j++) {
+        if (r->slots[j].error)
+            continue; /* refused on its own: not published, breaks nothing */
+        if (run->n > 0 && (!batched || strcmp(b->msgs[j].channel, b->msgs[i].channel) != 0 ||
+                           bytes + enc[j].len > RUN_MAX_BYTES))
+            break;
+        bytes += enc[j].len;
+        list[run->n] = enc[j];
+        run->slots[run->n++] = &r->slots[j];
+    }
+    return j;
+}
+
+/* Publishes the run that starts at message i (which is not refused).
+ * Returns the index of the first message after it. */
+static size_t publish_run(gw_api_req *r, const gw_api_body *b, const ps_payload *enc, size_t i)
+{
+    gw_server *s = r->srv;
+    const char *channel = b->msgs[i].channel;
+    ps_history_policy policy;
+    const gw_namespace *ns = history_of(s->cfg, channel, &policy);
+    api_run *run = malloc(sizeof(*run) + RUN_MAX * sizeof(run->slots[0]));
+    ps_payload list[RUN_MAX];
+    size_t next;
+    int rc;
+
+    if (!run) {
+        slot_fail(&r->slots[i], PS_ENOMEM);
+        return i + 1;
+    }
+    *run = (api_run){.req = r};
+    next = collect_run(r, b, enc, i, ns != NULL, run, list);
+    /* Counted before the call; the bus never calls back from inside it. */
+    r->pending++;
+    rc = ns ? ps_bus_publish_batch(s->bus, channel, list, run->n, &policy, on_run_published, run)
+            : ps_bus_publish(s->bus, channel, list[0].text, list[0].len, NULL, on_run_published,
+                             run);
+    if (rc != PS_OK) {
+        r->pending--;
+        for (size_t k = 0; k < run->n; k++)
+            slot_fail(run->slots[k], rc);
+        free(run);
+    }
+    return next;
+}
+
+/* Each message's outcome starts as 200, or 400 when it was refused on its
+ * own; each that is not gets its envelope in enc (NULL text: refused now). */
+static void prepare_slots(gw_api_req *r, const gw_api_body *b, ps_payload *enc)
+{
+    size_t max = (size_t)r->srv->cfg->max_message_bytes;
+
+    for (size_t i = 0; i < b->n; i++) {
+        api_slot *slot = &r->slots[i];
+        int rc;
+        *slot = (api_slot){.http = HTTP_STATUS_OK, .error = b->msgs[i].error};
+        if (slot->error)
+            slot->http = HTTP_STATUS_BAD_REQUEST;
+        else if ((rc = encode_message(b->msgs[i].data, max, &enc[i])) != PS_OK)
+            slot_fail(slot, rc);
+    }
+}
+
 static void publish_all(gw_api_req *r, const gw_api_body *b)
 {
     gw_server *s = r->srv;
+    ps_payload *enc;
+
     if (!ps_bus_is_up(s->bus)) {
         respond_error(r, HTTP_STATUS_SERVICE_UNAVAILABLE, "message bus unavailable");
         return;
     }
-    if (!(r->slots = calloc(b->n, sizeof(*r->slots)))) {
+    r->slots = calloc(b->n, sizeof(*r->slots));
+    enc = calloc(b->n, sizeof(*enc));
+    if (!r->slots || !enc) {
+        free(enc);
         respond_error(r, HTTP_STATUS_INTERNAL_SERVER_ERROR, "out of memory");
         return;
     }
     r->n_slots = b->n;
     r->batch = b->batch;
     r->phase = REQ_PUBLISHING;
-    for (size_t i = 0; i < b->n; i++) {
-        api_slot *slot = &r->slots[i];
-        int rc;
-        *slot = (api_slot){.req = r, .http = HTTP_STATUS_OK, .error = b->msgs[i].error};
-        if (slot->error) {
-            slot->http = HTTP_STATUS_BAD_REQUEST;
-            continue;
-        }
-        /* Counted before the call; the bus never calls back from inside it. */
-        r->pending++;
-        rc = gw_api_publish(s->bus, s->cfg, b->msgs[i].channel, b->msgs[i].data,
-                            (size_t)s->cfg->max_message_bytes, 1, on_published, slot);
-        if (rc != PS_OK) {
-            r->pending--;
-            slot_fail(slot, rc);
-        }
-    }
+    prepare_slots(r, b, enc);
+    for (size_t i = 0; i < b->n;)
+        i = r->slots[i].error ? i + 1 : publish_run(r, b, enc, i);
+    for (size_t i = 0; i < b->n; i++)
+        free((char *)enc[i].text);
+    free(enc);
     if (r->pending == 0)
         finish(r);
 }
