@@ -337,8 +337,8 @@ static const char *skip_blanks(const char *p, const char *end)
 }
 
 /* The end of the object that starts at p ('{'), or NULL when it does not
- * end before `end`. Only brackets and strings are followed: the envelope
- * parser checks the rest. */
+ * end with a '}' before `end`. Only brackets and strings are followed (a
+ * bracket inside may be mismatched): the envelope parser checks the rest. */
 static const char *object_end(const char *p, const char *end)
 {
     size_t depth = 0;
@@ -355,7 +355,7 @@ static const char *object_end(const char *p, const char *end)
         } else if (*p == '{' || *p == '[') {
             depth++;
         } else if ((*p == '}' || *p == ']') && --depth == 0) {
-            return p + 1;
+            return *p == '}' ? p + 1 : NULL;
         }
     }
     return NULL;

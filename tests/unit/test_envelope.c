@@ -366,6 +366,7 @@ static void batches_split(void **state)
     assert_string_equal(split("[{\"data\":1},{\"data\":2}"), "{\"data\":1}");
     assert_string_equal(split("[{\"data\":1},{\"data\":2}]x"), "{\"data\":1}");
     assert_string_equal(split("[{\"data\":\"}]"), "");
+    assert_string_equal(split("[{\"data\":1]]"), "");
 }
 
 static void strerror_names(void **state)
