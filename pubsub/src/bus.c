@@ -90,24 +90,31 @@ int ps_bus_publish_batch(ps_bus *b, const char *channel, const ps_payload *msgs,
     return b->ops->publish(b, channel, msgs, n, hist, cb, udata);
 }
 
-int ps__parts_check(const ps_payload *msgs, size_t n, int with_history, size_t max, ps__part *parts,
-                    size_t *total)
+int ps__parts_check(ps__parts *p, const ps_payload *msgs, size_t n, int with_history, size_t max)
 {
+    ps__part *v = &p->one;
     size_t i;
 
-    *total = 0;
+    memset(p, 0, sizeof(*p));
+    p->n = n;
+    if (n > 1 && !(v = p->many = malloc(n * sizeof(*v))))
+        return PS_ENOMEM;
     for (i = 0; i < n; i++) {
-        if (msgs[i].len > max - *total)
+        if (msgs[i].len > max - p->total)
             return PS_ETOOBIG;
-        *total += msgs[i].len;
-        parts[i].len = msgs[i].len;
-        parts[i].head_len = 0;
-        parts[i].sep = NULL;
+        p->total += msgs[i].len;
+        v[i] = (ps__part){msgs[i].len, 0, NULL};
         if (with_history &&
-            ps__object_split(msgs[i].text, msgs[i].len, &parts[i].head_len, &parts[i].sep) < 0)
+            ps__object_split(msgs[i].text, msgs[i].len, &v[i].head_len, &v[i].sep) < 0)
             return PS_EINVAL;
     }
     return PS_OK;
+}
+
+void ps__parts_clear(ps__parts *p)
+{
+    free(p->many);
+    p->many = NULL;
 }
 
 int ps_bus_history(ps_bus *b, const char *channel, int64_t since, size_t limit,

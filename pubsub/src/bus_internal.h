@@ -93,11 +93,24 @@ typedef struct ps__part {
     const char *sep;
 } ps__part;
 
-/* Checks the n messages of a publish: each one, and all together, at most
- * max bytes (else PS_ETOOBIG); with history each an object (else
- * PS_EINVAL). Fills parts[0..n) and *total (the bytes of all). */
-int ps__parts_check(const ps_payload *msgs, size_t n, int with_history, size_t max, ps__part *parts,
-                    size_t *total);
+/* The checked messages of one publish. A plain struct (no pointer into
+ * itself), so a bus may copy it into what it keeps. */
+typedef struct ps__parts {
+    size_t n, total; /* messages, and their bytes together */
+    ps__part one;    /* the message when n == 1 */
+    ps__part *many;  /* n > 1: malloc'd, freed by ps__parts_clear */
+} ps__parts;
+
+/* Checks the n messages of a publish into p: each one, and all together,
+ * at most max bytes (else PS_ETOOBIG); with history each an object (else
+ * PS_EINVAL); PS_ENOMEM. Whatever it returns, ps__parts_clear(p) after. */
+int ps__parts_check(ps__parts *p, const ps_payload *msgs, size_t n, int with_history, size_t max);
+void ps__parts_clear(ps__parts *p);
+
+static inline const ps__part *ps__part_at(const ps__parts *p, size_t i)
+{
+    return p->many ? &p->many[i] : &p->one;
+}
 
 /* A payload on the bus is one envelope, or, from a batch publish with
  * history, a JSON array of envelopes in offset order. A splitter walks

@@ -60,9 +60,7 @@ typedef struct msg {
     ps_history_policy hist;
     /* OP_PUBLISH: its messages, whose texts follow each other in payload;
      * with history each part also says where its closing brace goes. */
-    ps__part one;    /* a single message */
-    ps__part *parts; /* &one, or malloc'd for a batch */
-    size_t nparts;
+    ps__parts parts;
     /* OP_HISTORY */
     int64_t since;
     size_t limit;
@@ -101,14 +99,13 @@ static msg *msg_new(enum op_kind kind, const char *channel, size_t len, void *ud
     m->len = len;
     memcpy(m->channel, channel, clen + 1);
     m->payload = m->channel + clen + 1;
-    m->parts = &m->one;
     return m;
 }
 
 static void msg_free(msg *m)
 {
-    if (m && m->parts != &m->one)
-        free(m->parts);
+    if (m)
+        ps__parts_clear(&m->parts);
     free(m);
 }
 
@@ -156,7 +153,7 @@ static void complete(inproc_bus *b, msg *m, int status, const ps_publish_result 
         return;
     m->done = 1;
     if (m->kind == OP_PUBLISH) {
-        *(status == PS_OK ? &st->publishes : &st->publish_errors) += m->nparts;
+        *(status == PS_OK ? &st->publishes : &st->publish_errors) += m->parts.n;
         if (m->cb.pub)
             m->cb.pub(m->udata, status, res);
     } else if (m->kind == OP_HISTORY) {
@@ -182,6 +179,7 @@ static void do_publish(inproc_bus *b, msg *m)
 {
     ps_publish_result res, first;
     const char *at = m->payload, *text;
+    const ps__part *part = NULL;
     size_t i, len;
 
     if (!ps__history_on(&m->hist)) {
@@ -189,9 +187,10 @@ static void do_publish(inproc_bus *b, msg *m)
         complete(b, m, PS_OK, NULL, NULL);
         return;
     }
-    for (i = 0; i < m->nparts && !b->stopping; at += m->parts[i++].len) {
-        if (ps__hstore_append(b->history, m->channel, at, m->parts[i].head_len, m->parts[i].sep,
-                              &m->hist, uv_now(b->idle.loop), &res, &text, &len) < 0) {
+    for (i = 0; i < m->parts.n && !b->stopping; at += part->len, i++) {
+        part = ps__part_at(&m->parts, i);
+        if (ps__hstore_append(b->history, m->channel, at, part->head_len, part->sep, &m->hist,
+                              uv_now(b->idle.loop), &res, &text, &len) < 0) {
             complete(b, m, PS_ENOMEM, NULL, NULL);
             return;
         }
@@ -295,25 +294,20 @@ static int inproc_unsubscribe(ps_bus *base, const char *channel)
     return ps__chanset_remove(&b->channels, channel) ? PS_OK : PS_ENOENT;
 }
 
-/* A new OP_PUBLISH holding copies of msgs. */
-static msg *publish_msg(const char *channel, const ps_payload *msgs, size_t n, size_t total,
-                        void *udata)
+/* A new OP_PUBLISH holding copies of msgs; takes over parts. */
+static msg *publish_msg(const char *channel, const ps_payload *msgs, ps__parts *parts, void *udata)
 {
-    msg *m = msg_new(OP_PUBLISH, channel, total, udata);
+    msg *m = msg_new(OP_PUBLISH, channel, parts->total, udata);
     char *at;
     size_t i;
 
     if (!m)
         return NULL;
-    if (n > 1 && !(m->parts = malloc(n * sizeof(*m->parts)))) {
-        m->parts = &m->one;
-        msg_free(m);
-        return NULL;
-    }
-    m->nparts = n;
-    for (i = 0, at = m->channel + strlen(channel) + 1; i < n; at += msgs[i++].len)
+    for (i = 0, at = m->channel + strlen(channel) + 1; i < parts->n; at += msgs[i++].len)
         if (msgs[i].len)
             memcpy(at, msgs[i].text, msgs[i].len);
+    m->parts = *parts;
+    parts->many = NULL;
     return m;
 }
 
@@ -321,28 +315,23 @@ static int inproc_publish(ps_bus *base, const char *channel, const ps_payload *m
                           const ps_history_policy *hist, ps_publish_cb *cb, void *udata)
 {
     inproc_bus *b = (inproc_bus *)base;
-    ps__part one, *parts = n == 1 ? &one : malloc(n * sizeof(*parts));
-    size_t total = 0;
+    ps__parts parts;
     msg *m = NULL;
-    int rc = parts ? PS_OK : PS_ENOMEM;
+    int rc = ps__parts_check(&parts, msgs, n, hist != NULL, PS__DEFAULT_MAX_PAYLOAD);
 
-    if (rc == PS_OK && b->stopping)
+    if (b->stopping)
         rc = PS_ECLOSED;
-    if (rc == PS_OK)
-        rc = ps__parts_check(msgs, n, hist != NULL, PS__DEFAULT_MAX_PAYLOAD, parts, &total);
-    if (rc == PS_OK && !has_room(b, total))
+    if (rc == PS_OK && !has_room(b, parts.total))
         rc = PS_EUNAVAILABLE;
-    if (rc == PS_OK && !(m = publish_msg(channel, msgs, n, total, udata)))
+    if (rc == PS_OK && !(m = publish_msg(channel, msgs, &parts, udata)))
         rc = PS_ENOMEM;
     if (rc == PS_OK) {
         m->cb.pub = cb;
-        memcpy(m->parts, parts, n * sizeof(*parts));
         if (hist)
             m->hist = *hist;
         rc = enqueue(b, m);
     }
-    if (parts != &one)
-        free(parts);
+    ps__parts_clear(&parts);
     return rc;
 }
 

@@ -873,32 +873,31 @@ static ps__script_target target_of(const redis_bus *b, enum ps__script which, co
 
 /* Formats the publish script's command for msgs into q. */
 static int format_publish(redis_bus *b, req *q, const char *channel, const ps_payload *msgs,
-                          const ps__part *parts, size_t n, const ps_history_policy *hist)
+                          const ps__parts *parts, const ps_history_policy *hist)
 {
     ps__script_target t = target_of(b, PS__SCRIPT_PUBLISH, channel);
     char epoch[PS__EPOCH_LEN + 1];
     long len;
 
     ps__epoch_new(&b->epochs, epoch);
-    len = ps__script_publish_cmd(&q->cmd, &t, msgs, parts, n, hist, epoch);
+    len = ps__script_publish_cmd(&q->cmd, &t, msgs, parts, hist, epoch);
     if (len < 0)
         return PS_ENOMEM;
     q->cmd_len = (size_t)len;
     return PS_OK;
 }
 
-/* Why msgs cannot be sent now, or PS_OK with parts and *total filled. */
+/* Why msgs cannot be sent now, or PS_OK with parts filled. */
 static int can_publish(const redis_bus *b, const ps_payload *msgs, size_t n, int with_history,
-                       ps__part *parts, size_t *total)
+                       ps__parts *parts)
 {
-    int rc;
+    int rc = ps__parts_check(parts, msgs, n, with_history, b->max_payload);
 
     if (b->stopping)
         return PS_ECLOSED;
-    rc = ps__parts_check(msgs, n, with_history, b->max_payload, parts, total);
     if (rc != PS_OK)
         return rc;
-    if (!b->up || !b->cmd.ac || !has_room(b, *total))
+    if (!b->up || !b->cmd.ac || !has_room(b, parts->total))
         return PS_EUNAVAILABLE;
     return PS_OK;
 }
@@ -908,26 +907,24 @@ static int redis_publish(ps_bus *base, const char *channel, const ps_payload *ms
                          const ps_history_policy *hist, ps_publish_cb *cb, void *udata)
 {
     redis_bus *b = (redis_bus *)base;
-    ps__part one, *parts = n == 1 ? &one : malloc(n * sizeof(*parts));
-    size_t total = 0;
+    ps__parts parts;
     req *q = NULL;
-    int rc = parts ? can_publish(b, msgs, n, hist != NULL, parts, &total) : PS_ENOMEM;
+    int rc = can_publish(b, msgs, n, hist != NULL, &parts);
 
     if (rc == PS_OK && !(q = req_new(b, hist ? PS__SCRIPT_PUBLISH : -1, udata)))
         rc = PS_ENOMEM;
     if (q) {
         q->pub_cb = cb;
-        q->len = total;
+        q->len = parts.total;
         q->count = n;
     }
     if (rc == PS_OK && hist)
-        rc = format_publish(b, q, channel, msgs, parts, n, hist);
+        rc = format_publish(b, q, channel, msgs, &parts, hist);
     if (rc == PS_OK)
         rc = send_req(b, q, channel, msgs[0].text); /* frees q when it fails */
     else if (q)
         req_free(q);
-    if (parts != &one)
-        free(parts);
+    ps__parts_clear(&parts);
     return rc;
 }
 

@@ -202,7 +202,7 @@ static long format(char **cmd, struct args *a)
 }
 
 long ps__script_publish_cmd(char **cmd, const ps__script_target *t, const ps_payload *msgs,
-                            const ps__part *parts, size_t n, const ps_history_policy *hist,
+                            const ps__parts *parts, const ps_history_policy *hist,
                             const char *epoch)
 {
     struct args a;
@@ -212,7 +212,7 @@ long ps__script_publish_cmd(char **cmd, const ps__script_target *t, const ps_pay
         snprintf(channel, sizeof(channel), "%.*s%s", (int)t->prefix_len, t->prefix, t->channel);
     size_t i;
 
-    if (args_init(&a, 10 + 2 * n) < 0) {
+    if (args_init(&a, 10 + 2 * parts->n) < 0) {
         args_free(&a);
         return -1;
     }
@@ -226,9 +226,9 @@ long ps__script_publish_cmd(char **cmd, const ps__script_target *t, const ps_pay
     arg_str(&a, ttl);
     arg_str(&a, keep);
     arg(&a, channel, (size_t)len);
-    for (i = 0; i < n; i++) {
-        arg(&a, msgs[i].text, parts[i].head_len);
-        arg_str(&a, parts[i].sep);
+    for (i = 0; i < parts->n; i++) {
+        arg(&a, msgs[i].text, ps__part_at(parts, i)->head_len);
+        arg_str(&a, ps__part_at(parts, i)->sep);
     }
     return format(cmd, &a);
 }

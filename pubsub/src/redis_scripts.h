@@ -28,12 +28,12 @@ typedef struct ps__script_target {
     const char *sha; /* 40 hex digits from SCRIPT LOAD */
 } ps__script_target;
 
-/* Formats EVALSHA of the publish script for the n messages msgs (checked
+/* Formats EVALSHA of the publish script for the messages msgs (checked
  * with ps__parts_check, which gave parts). On success *cmd is the RESP
  * command (free with redisFreeCommand) and its length is returned; -1 on
  * OOM. */
 long ps__script_publish_cmd(char **cmd, const ps__script_target *t, const ps_payload *msgs,
-                            const ps__part *parts, size_t n, const ps_history_policy *hist,
+                            const ps__parts *parts, const ps_history_policy *hist,
                             const char *epoch);
 /* The same for the history read script. */
 long ps__script_history_cmd(char **cmd, const ps__script_target *t, int64_t since, size_t limit,
