@@ -34,7 +34,7 @@ ctest --test-dir build-asan --output-on-failure
 echo "== fuzzing (libFuzzer: client messages, tokens, bus envelopes)"
 bash tests/fuzz/run.sh
 
-echo "== deploy manifests (kubectl kustomize + Kubernetes schemas)"
+echo "== deploy (kubectl kustomize + Kubernetes schemas; the Dockerfile against Debian 12 packages)"
 npm --prefix tests run --silent test:deploy
 
 echo "== integration tests (plain build)"
