@@ -112,19 +112,31 @@ static inline const ps__part *ps__part_at(const ps__parts *p, size_t i)
     return p->many ? &p->many[i] : &p->one;
 }
 
-/* A payload on the bus is one envelope, or, from a batch publish with
- * history, a JSON array of envelopes in offset order. A splitter walks
- * either: each ps__envelopes_next gives the next envelope's text (*text,
- * *len, borrowed from the payload) and returns 1, or returns 0 at the end
- * and at anything it cannot split (what follows is dropped; the envelopes
- * it gives out are parsed strictly afterwards anyway). */
+/* A payload on the bus is one envelope; or, from a batch publish with
+ * history, the JSON array [<first offset>,"<epoch>",<envelope>,...] whose
+ * envelopes lack offset and epoch (redis_scripts.c), or, from older
+ * versions, a JSON array of complete envelopes. A splitter walks any of
+ * them: each ps__envelopes_next gives the next complete envelope (*text,
+ * *len) and returns 1, or returns 0 at the end and at anything it cannot
+ * split (what follows is dropped; the envelopes it gives out are parsed
+ * strictly afterwards anyway) or on OOM. The text is borrowed from the
+ * payload, or, for a batch with a header, built in the splitter with
+ * "offset" and "epoch" appended as a history read would (ps__object_split);
+ * either way valid until the next call. ps__envelopes_end frees what the
+ * splitter built. */
 typedef struct ps__splitter {
     const char *p, *end;
-    int array; /* inside an array: ',' or ']' follows each element */
+    int array;             /* inside an array: ',' or ']' follows each element */
+    int64_t offset;        /* the next envelope's offset, after a header; else -1 */
+    const char *epoch;     /* the header's epoch (epoch_len bytes, in the payload) */
+    size_t epoch_len;
+    char *buf;             /* the text handed out after a header (cap bytes) */
+    size_t cap;
 } ps__splitter;
 
 void ps__envelopes_begin(ps__splitter *s, const char *payload, size_t len);
 int ps__envelopes_next(ps__splitter *s, const char **text, size_t *len);
+void ps__envelopes_end(ps__splitter *s);
 
 /* The in-memory history of the in-process bus: per channel an epoch, the
  * top offset and the last `size` stored texts, dropped `ttl_s` after the

@@ -12,10 +12,12 @@
  * never reaches clients.
  *
  * A batch publish with history sends its envelopes as one JSON array (one
- * PUBLISH for the lot, see redis_scripts.c); the splitter at the end of
- * this file cuts such a payload back into envelopes without parsing them,
- * so that each is then parsed, framed and checked for gaps as if it had
- * been published alone.
+ * PUBLISH for the lot, see redis_scripts.c), headed by the batch's first
+ * offset and its epoch, which the envelopes themselves lack; the splitter
+ * at the end of this file cuts such a payload back into envelopes without
+ * parsing them and appends each one's offset and epoch, so that each is
+ * then parsed, framed and checked for gaps as if it had been published
+ * alone, byte for byte what a history read returns.
  *
  * Output is written straight into its final buffer: a frame is built in
  * memory that becomes the ps_frame (headroom and all), and jansson
@@ -361,6 +363,35 @@ static const char *object_end(const char *p, const char *end)
     return NULL;
 }
 
+/* The header of a batch from the history script, `<offset>,"<epoch>",`
+ * right after the '['. Returns what follows it, or NULL when p does not
+ * start with one. An offset of more than 18 digits is refused rather than
+ * overflowed. */
+static const char *batch_header(ps__splitter *s, const char *p, const char *end)
+{
+    const char *e;
+    int64_t offset = 0;
+    int digits = 0;
+
+    for (; p < end && *p >= '0' && *p <= '9' && digits < 19; p++, digits++)
+        offset = offset * 10 + (*p - '0');
+    p = skip_blanks(p, end);
+    if (digits == 0 || digits > 18 || p == end || *p != ',')
+        return NULL;
+    p = skip_blanks(p + 1, end);
+    if (p == end || *p != '"')
+        return NULL;
+    for (e = ++p; e < end && *e != '"' && epoch_char((unsigned char)*e); e++)
+        ;
+    if (e == end || *e != '"' || !token_valid(p, (size_t)(e - p), EPOCH_MAX, epoch_char))
+        return NULL;
+    s->offset = offset;
+    s->epoch = p;
+    s->epoch_len = (size_t)(e - p);
+    p = skip_blanks(e + 1, end);
+    return p < end && *p == ',' ? p + 1 : NULL;
+}
+
 void ps__envelopes_begin(ps__splitter *s, const char *payload, size_t len)
 {
     const char *start = skip_blanks(payload, payload + len);
@@ -368,6 +399,49 @@ void ps__envelopes_begin(ps__splitter *s, const char *payload, size_t len)
     s->end = payload + len;
     s->array = start < s->end && *start == '[';
     s->p = s->array ? start + 1 : payload;
+    s->offset = -1;
+    s->epoch = NULL;
+    s->epoch_len = 0;
+    s->buf = NULL;
+    s->cap = 0;
+    if (s->array) {
+        start = skip_blanks(s->p, s->end);
+        if (start < s->end && *start >= '0' && *start <= '9')
+            s->p = batch_header(s, start, s->end);
+    }
+}
+
+/* The piece (an object's text) completed as a history read would give it:
+ * head, separator, "offset":N,"epoch":"E"}. NULL on OOM, or when the piece
+ * does not end with '}' (it always does: object_end found it). */
+static const char *complete(ps__splitter *s, const char *piece, size_t n, size_t *len)
+{
+    size_t head_len, need;
+    const char *sep;
+    char num[32];
+    int k = snprintf(num, sizeof(num), "\"offset\":%lld,\"epoch\":\"", (long long)s->offset++);
+
+    if (ps__object_split(piece, n, &head_len, &sep) < 0)
+        return NULL;
+    need = head_len + strlen(sep) + (size_t)k + s->epoch_len + 2;
+    if (need > s->cap) {
+        char *buf = realloc(s->buf, need);
+        if (!buf)
+            return NULL;
+        s->buf = buf;
+        s->cap = need;
+    }
+    memcpy(s->buf, piece, head_len);
+    *len = head_len;
+    memcpy(s->buf + *len, sep, strlen(sep));
+    *len += strlen(sep);
+    memcpy(s->buf + *len, num, (size_t)k);
+    *len += (size_t)k;
+    memcpy(s->buf + *len, s->epoch, s->epoch_len);
+    *len += s->epoch_len;
+    memcpy(s->buf + *len, "\"}", 2);
+    *len += 2;
+    return s->buf;
 }
 
 int ps__envelopes_next(ps__splitter *s, const char **text, size_t *len)
@@ -395,5 +469,16 @@ int ps__envelopes_next(ps__splitter *s, const char **text, size_t *len)
         return 0;
     *text = start;
     *len = (size_t)(stop - start);
+    if (s->epoch && !(*text = complete(s, start, *len, len))) {
+        s->p = NULL;
+        return 0;
+    }
     return 1;
+}
+
+void ps__envelopes_end(ps__splitter *s)
+{
+    free(s->buf);
+    s->buf = NULL;
+    s->cap = 0;
 }

@@ -390,6 +390,7 @@ static void deliver(rlink *l, const redisReply *r)
         b->base.stats.messages_in++;
         b->base.cb.on_message(b->base.cb.udata, name, text, len);
     }
+    ps__envelopes_end(&sp);
 }
 
 /* Tells on_subscribed, or keeps the news until the cmd link is READY. Should

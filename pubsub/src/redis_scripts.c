@@ -8,22 +8,49 @@
  *   <prefix>m:{<channel>}  hash {epoch, top}: the channel's epoch and the
  *                          last offset given out;
  *   <prefix>h:{<channel>}  stream of (at least) the last `size` messages,
- *                          entry ID "<offset>-0", one field "m" with the
- *                          stored text.
+ *                          one entry per publish call (a batch, or one
+ *                          message), described below.
  * The pub/sub channel stays <prefix><channel>, as for plain publishes.
+ *
+ * A stream entry holds the n messages of one publish call: ID
+ * "<last offset>-0" (so the i-th of n has offset last - n + i), field "n"
+ * with their lengths ("107,98,...") and field "b" with their heads, each
+ * envelope without its closing brace (ps__object_split), joined by "},"
+ * (a batch's "b" ends with "}]", see below; a single message's is its head
+ * alone). Offset and epoch are not stored per message: the offsets follow
+ * from the ID and the epoch is the meta's (the stream is deleted whenever
+ * the epoch changes). The history script appends both when it reads, so a
+ * reader gets exactly the text a live subscriber got. Why one entry per
+ * batch and no per-message text: a batch of 50 stored as 50 XADDs, each
+ * text built in Lua, cost Redis 5.4 µs per message (an XADD from Lua alone
+ * 2.65 µs); as one entry of two fields, built by the caller, 0.8 µs
+ * (redis-benchmark, INFO commandstats; docs/benchmarks.md). Reads are rare
+ * and pay for the assembly instead. Entries of older versions (field "m":
+ * one whole stored text, ID its offset) are the case n = 1 and still read.
+ *
+ * Why the ID is the last offset: trimming then needs no lookup. XADD
+ * MINID ~ (top - size + 1) drops only entries whose last message is before
+ * the first one clients may see, so the entry that straddles that point
+ * stays. '~' trims whole stream nodes (at most 100 entries or 4 KB,
+ * Redis's stream-node-max-*), so a stream holds the last `size` messages,
+ * plus the older part of the batch that straddles the cut, plus at most
+ * one node; an exact trim would move a node in memory at every publish
+ * (it halved the throughput of the previous layout). Clients still see
+ * exactly the last `size`: the history script treats top - size + 1 as
+ * the first offset and never returns a message before it.
  *
  * publish: stores and sends n messages (1 or more, a batch) in one call.
  * It reads the meta; without one (first use, expired, FLUSHALL) it creates
  * it with the candidate epoch the caller passes in (Lua has no good
  * randomness of its own) and deletes any stale stream, whose offsets would
- * belong to the old epoch. HINCRBY by n reserves the next n offsets, each
- * text is its envelope with "offset" and "epoch" appended, XADD stores each
- * trimmed to about `size` (MAXLEN ~), and the TTLs are refreshed (below).
- * One message is PUBLISHed as its very text; several as one JSON array of
- * their texts, which the receiving buses split again (envelope.c): one
- * PUBLISH, one reply to build and one message per subscribed gateway
- * instead of n. Offset order is thus publish order, on the stream and on
- * the channel alike.
+ * belong to the old epoch. HINCRBY by n reserves the next n offsets, XADD
+ * stores the entry, the TTLs are refreshed (below) and one PUBLISH sends
+ * the lot: one message as its complete stored text (head, separator,
+ * "offset":N,"epoch":"E"}); a batch as the JSON array
+ * [<first offset>,"<epoch>",<envelope>,...], the caller's "b" with one
+ * concatenation in front, which the receiving buses split into complete
+ * texts again (envelope.c). Offset order is thus publish order, on the
+ * stream and on the channel alike.
  *
  * Why the TTLs are refreshed only now and then: two EXPIREs per message
  * were a third of the script's commands. The keys get ttl + slack seconds
@@ -35,20 +62,13 @@
  * together, and a stream that XADD just created has none (-1), which
  * refreshes both.
  *
- * Why '~': an exact MAXLEN deletes the oldest entry from the front of a
- * stream node at every publish, which moves the whole node in memory;
- * measured with redis-benchmark, it halved the script's throughput (50k/s
- * against 105k/s for 100-entry streams). Approximate trimming drops whole
- * nodes instead, so a stream holds between `size` and `size` + one node
- * (100 entries, Redis's stream-node-max-entries). Clients still see exactly
- * the last `size`: the history script treats top - size + 1 as the first
- * offset and never returns an entry before it.
- *
  * history: creates the meta the same way when missing (so the epoch a
  * subscriber is told is the one the next publish uses), then returns
  * epoch, top, the first offset kept (the oldest stored, or top - size + 1
- * when more are stored) and the entries after `since` from there on
- * (exclusive XRANGE, Redis >= 6.2) or only the latest one (since < 0).
+ * when more are stored) and the messages after `since` from there on, at
+ * most `limit` (the entries whose last offset falls in that range, plus
+ * the one after it that holds its end), or only the latest one
+ * (since < 0): each as {offset, complete text}.
  *
  * A meta whose epoch is not a valid epoch (someone else wrote the key) is
  * treated as missing rather than published into every message.
@@ -60,7 +80,8 @@
 #include "redis_scripts.h"
 
 /* KEYS: meta, stream. ARGV: candidate epoch, size, ttl, ttl + slack,
- * pub/sub channel, then per message its envelope head and separator.
+ * pub/sub channel, n, lengths, body ("b" above), and for n = 1 the
+ * separator between head and "offset" ("," or "" after an empty object).
  * Returns {first offset, epoch}. */
 static const char publish_lua[] =
     "local epoch = redis.call('HGET', KEYS[1], 'epoch')\n"
@@ -69,26 +90,24 @@ static const char publish_lua[] =
     "  redis.call('DEL', KEYS[2])\n"
     "  redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0)\n"
     "end\n"
-    "local n = (#ARGV - 5) / 2\n"
-    "local first = redis.call('HINCRBY', KEYS[1], 'top', n) - n + 1\n"
-    "local tail = ',\"epoch\":\"' .. epoch .. '\"}'\n"
-    "local texts = {}\n"
-    "for i = 1, n do\n"
-    "  local offset = string.format('%d', first + i - 1)\n"
-    "  texts[i] = ARGV[2 * i + 4] .. ARGV[2 * i + 5] .. '\"offset\":' .. offset .. tail\n"
-    "  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], offset .. '-0', 'm', texts[i])\n"
-    "end\n"
+    "local n = tonumber(ARGV[6])\n"
+    "local top = redis.call('HINCRBY', KEYS[1], 'top', n)\n"
+    "local first = string.format('%d', top - n + 1)\n"
+    "local keep = math.max(top - tonumber(ARGV[2]) + 1, 0)\n"
+    "redis.call('XADD', KEYS[2], 'MINID', '~', string.format('%d', keep),\n"
+    "           string.format('%d', top) .. '-0', 'n', ARGV[7], 'b', ARGV[8])\n"
     "local left = redis.call('PTTL', KEYS[2])\n"
     "if left < tonumber(ARGV[3]) * 1000 or left > tonumber(ARGV[4]) * 1000 then\n"
     "  redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
     "  redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
     "end\n"
     "if n == 1 then\n"
-    "  redis.call('PUBLISH', ARGV[5], texts[1])\n"
+    "  redis.call('PUBLISH', ARGV[5],\n"
+    "             ARGV[8] .. ARGV[9] .. '\"offset\":' .. first .. ',\"epoch\":\"' .. epoch .. '\"}')\n"
     "else\n"
-    "  redis.call('PUBLISH', ARGV[5], '[' .. table.concat(texts, ',') .. ']')\n"
+    "  redis.call('PUBLISH', ARGV[5], '[' .. first .. ',\"' .. epoch .. '\",' .. ARGV[8])\n"
     "end\n"
-    "return {first, epoch}\n";
+    "return {tonumber(first), epoch}\n";
 
 /* KEYS: meta, stream. ARGV: candidate epoch, ttl, since, limit, size.
  * Returns {epoch, top, first, {offset, text, offset, text, ...}}. */
@@ -101,24 +120,56 @@ static const char history_lua[] =
     "  redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0)\n"
     "  redis.call('EXPIRE', KEYS[1], ARGV[2])\n"
     "end\n"
-    "local function offset_of(id) return tonumber(string.match(id, '^%d+')) end\n"
+    "local function id(offset) return string.format('%d', offset) end\n"
+    "local function last_of(e) return tonumber(string.match(e[1], '^%d+')) end\n"
+    "local function lengths(e)\n"
+    "  local v = {}\n"
+    "  if e[2][1] == 'n' then\n"
+    "    for len in string.gmatch(e[2][2], '%d+') do v[#v + 1] = tonumber(len) end\n"
+    "  end\n"
+    "  return v\n"
+    "end\n"
+    "local function first_of(e) return last_of(e) - math.max(#lengths(e), 1) + 1 end\n"
+    "local tail = ',\"epoch\":\"' .. epoch .. '\"}'\n"
+    "local out = {}\n"
+    "local function expand(e, lo, hi)\n"
+    "  local f, last = e[2], last_of(e)\n"
+    "  if f[1] == 'm' then\n"
+    "    if last >= lo and last <= hi then out[#out + 1] = last; out[#out + 1] = f[2] end\n"
+    "    return\n"
+    "  end\n"
+    "  if f[1] ~= 'n' or f[3] ~= 'b' then return end\n"
+    "  local lens = lengths(e)\n"
+    "  local offset, pos = last - #lens + 1, 1\n"
+    "  for _, len in ipairs(lens) do\n"
+    "    if offset >= lo and offset <= hi then\n"
+    "      local head = string.sub(f[4], pos, pos + len - 1)\n"
+    "      local sep = string.find(head, '^{[ \\t\\n\\r]*$') and '' or ','\n"
+    "      out[#out + 1] = offset\n"
+    "      out[#out + 1] = head .. sep .. '\"offset\":' .. id(offset) .. tail\n"
+    "    end\n"
+    "    offset, pos = offset + 1, pos + len + 2\n"
+    "  end\n"
+    "end\n"
     "local first = 0\n"
     "local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)\n"
-    "if oldest[1] then first = offset_of(oldest[1][1]) end\n"
+    "if oldest[1] then first = first_of(oldest[1]) end\n"
     "local size = tonumber(ARGV[5])\n"
     "if first > 0 and top - size + 1 > first then first = top - size + 1 end\n"
-    "local from = tonumber(ARGV[3])\n"
-    "if from < first - 1 then from = first - 1 end\n"
-    "local found = {}\n"
-    "if tonumber(ARGV[3]) < 0 then\n"
-    "  found = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)\n"
-    "elseif tonumber(ARGV[4]) > 0 then\n"
-    "  found = redis.call('XRANGE', KEYS[2], '(' .. string.format('%d', from) .. '-0', '+', 'COUNT', ARGV[4])\n"
-    "end\n"
-    "local out = {}\n"
-    "for i, e in ipairs(found) do\n"
-    "  out[2 * i - 1] = offset_of(e[1])\n"
-    "  out[2 * i] = e[2][2]\n"
+    "local since, limit = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "if since < 0 then\n"
+    "  local e = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]\n"
+    "  if e then expand(e, last_of(e), last_of(e)) end\n"
+    "elseif limit > 0 then\n"
+    "  local lo = math.max(since, first - 1) + 1\n"
+    "  local hi = math.min(lo + limit - 1, top)\n"
+    "  if lo <= hi then\n"
+    "    local found = redis.call('XRANGE', KEYS[2], id(lo), id(hi))\n"
+    "    if not found[1] or last_of(found[#found]) < hi then\n"
+    "      found[#found + 1] = redis.call('XRANGE', KEYS[2], '(' .. id(hi), '+', 'COUNT', 1)[1]\n"
+    "    end\n"
+    "    for _, e in ipairs(found) do expand(e, lo, hi) end\n"
+    "  end\n"
     "end\n"
     "return {epoch, top, first, out}\n";
 
@@ -129,38 +180,15 @@ const char *ps__script_text(enum ps__script which)
 
 /* ------------------------------------------------------------ commands */
 
-/* An EVALSHA argument list: cap slots, some pointing into caller buffers.
- * The history command fits in the inline slots; a batch publish gets its
- * slots from the heap. */
-#define ARGS_INLINE 16
+/* An EVALSHA argument list, pointing into caller buffers. Both commands
+ * have a fixed number of arguments (a batch travels in three of them). */
+#define ARGS_MAX 16
 
 struct args {
-    const char **v;
-    size_t *len;
     int n;
-    const char *inline_v[ARGS_INLINE];
-    size_t inline_len[ARGS_INLINE];
+    const char *v[ARGS_MAX];
+    size_t len[ARGS_MAX];
 };
-
-static int args_init(struct args *a, size_t cap)
-{
-    a->n = 0;
-    a->v = a->inline_v;
-    a->len = a->inline_len;
-    if (cap <= ARGS_INLINE)
-        return 0;
-    a->v = malloc(cap * sizeof(*a->v));
-    a->len = malloc(cap * sizeof(*a->len));
-    return a->v && a->len ? 0 : -1;
-}
-
-static void args_free(struct args *a)
-{
-    if (a->v != a->inline_v)
-        free((void *)a->v);
-    if (a->len != a->inline_len)
-        free(a->len);
-}
 
 static void arg(struct args *a, const char *s, size_t len)
 {
@@ -185,6 +213,7 @@ static void head_args(struct args *a, struct keys *k, const ps__script_target *t
     int m = snprintf(k->stream, sizeof(k->stream), "%.*sh:{%s}", (int)t->prefix_len, t->prefix,
                      t->channel);
 
+    a->n = 0;
     arg_str(a, "EVALSHA");
     arg_str(a, t->sha);
     arg_str(a, "2");
@@ -192,13 +221,49 @@ static void head_args(struct args *a, struct keys *k, const ps__script_target *t
     arg(a, k->stream, (size_t)m);
 }
 
-/* Formats the command and lets go of the slots. */
 static long format(char **cmd, struct args *a)
 {
     int len = redisFormatCommandArgv(cmd, a->n, a->v, a->len);
 
-    args_free(a);
     return len < 0 ? -1 : (long)len;
+}
+
+/* The blanks ps__object_split allows around an object. */
+static size_t leading_blanks(const char *s, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* A batch's "n" and "b" arguments (see the top of the file), malloc'd
+ * into *lens and *body. Heads are written from their '{' on: the receiving
+ * splitter starts each piece there too, so stored and live texts agree
+ * byte for byte. Returns 0, or -1 on OOM. */
+static int batch_args(const ps_payload *msgs, const ps__parts *parts, char **lens,
+                      size_t *lens_len, char **body, size_t *body_len)
+{
+    size_t i, l = 0, b = 0;
+
+    *lens = malloc(parts->n * 21);
+    *body = malloc(parts->total + 2 * parts->n);
+    if (!*lens || !*body)
+        return -1;
+    for (i = 0; i < parts->n; i++) {
+        size_t head = ps__part_at(parts, i)->head_len;
+        size_t skip = leading_blanks(msgs[i].text, head);
+
+        l += (size_t)sprintf(*lens + l, i ? ",%zu" : "%zu", head - skip);
+        memcpy(*body + b, msgs[i].text + skip, head - skip);
+        b += head - skip;
+        memcpy(*body + b, i + 1 < parts->n ? "}," : "}]", 2);
+        b += 2;
+    }
+    *lens_len = l;
+    *body_len = b;
+    return 0;
 }
 
 long ps__script_publish_cmd(char **cmd, const ps__script_target *t, const ps_payload *msgs,
@@ -207,30 +272,44 @@ long ps__script_publish_cmd(char **cmd, const ps__script_target *t, const ps_pay
 {
     struct args a;
     struct keys k;
-    char size[16], ttl[16], keep[24], channel[400];
+    char size[16], ttl[16], keep[24], n[24], one_len[24], channel[400];
     int len =
         snprintf(channel, sizeof(channel), "%.*s%s", (int)t->prefix_len, t->prefix, t->channel);
-    size_t i;
+    char *lens = NULL, *body = NULL;
+    size_t lens_len, body_len;
+    long rc = -1;
 
-    if (args_init(&a, 10 + 2 * parts->n) < 0) {
-        args_free(&a);
-        return -1;
-    }
     snprintf(size, sizeof(size), "%u", (unsigned)hist->size);
     snprintf(ttl, sizeof(ttl), "%u", (unsigned)hist->ttl_s);
     snprintf(keep, sizeof(keep), "%llu",
              (unsigned long long)hist->ttl_s + PS_TTL_SLACK(hist->ttl_s));
+    snprintf(n, sizeof(n), "%zu", parts->n);
     head_args(&a, &k, t);
     arg_str(&a, epoch);
     arg_str(&a, size);
     arg_str(&a, ttl);
     arg_str(&a, keep);
     arg(&a, channel, (size_t)len);
-    for (i = 0; i < parts->n; i++) {
-        arg(&a, msgs[i].text, ps__part_at(parts, i)->head_len);
-        arg_str(&a, ps__part_at(parts, i)->sep);
+    arg_str(&a, n);
+    if (parts->n == 1) {
+        /* One message: its head is a slice of the caller's text, and the
+         * script needs its separator to complete it. */
+        size_t head = parts->one.head_len, skip = leading_blanks(msgs[0].text, head);
+        snprintf(one_len, sizeof(one_len), "%zu", head - skip);
+        arg_str(&a, one_len);
+        arg(&a, msgs[0].text + skip, head - skip);
+        arg_str(&a, parts->one.sep);
+        return format(cmd, &a);
     }
-    return format(cmd, &a);
+    if (batch_args(msgs, parts, &lens, &lens_len, &body, &body_len) == 0) {
+        arg(&a, lens, lens_len);
+        arg(&a, body, body_len);
+        arg_str(&a, "");
+        rc = format(cmd, &a);
+    }
+    free(lens);
+    free(body);
+    return rc;
 }
 
 long ps__script_history_cmd(char **cmd, const ps__script_target *t, int64_t since, size_t limit,
@@ -241,14 +320,13 @@ long ps__script_history_cmd(char **cmd, const ps__script_target *t, int64_t sinc
     char ttl[16], since_s[24], limit_s[24], size[16];
 
     /* More than the stream can hold is the same as "all"; the cap keeps
-     * COUNT within what Redis parses. */
+     * since + limit within the integers a Lua number holds exactly. */
     if (limit > UINT32_MAX)
         limit = UINT32_MAX;
     snprintf(ttl, sizeof(ttl), "%u", (unsigned)hist->ttl_s);
     snprintf(since_s, sizeof(since_s), "%lld", (long long)(since < 0 ? -1 : since));
     snprintf(limit_s, sizeof(limit_s), "%zu", limit);
     snprintf(size, sizeof(size), "%u", (unsigned)hist->size);
-    args_init(&a, ARGS_INLINE);
     head_args(&a, &k, t);
     arg_str(&a, epoch);
     arg_str(&a, ttl);
