@@ -418,7 +418,7 @@ static const char *complete(ps__splitter *s, const char *piece, size_t n, size_t
 {
     size_t head_len, need;
     const char *sep;
-    char num[32];
+    char num[48]; /* "offset":, 18 digits at most (batch_header), ,"epoch":" */
     int k = snprintf(num, sizeof(num), "\"offset\":%lld,\"epoch\":\"", (long long)s->offset++);
 
     if (ps__object_split(piece, n, &head_len, &sep) < 0)

@@ -342,6 +342,7 @@ static const char *split(const char *payload)
         at += len;
         out[at] = '\0';
     }
+    ps__envelopes_end(&sp);
     return out;
 }
 
@@ -369,6 +370,58 @@ static void batches_split(void **state)
     assert_string_equal(split("[{\"data\":1]]"), "");
 }
 
+/* A batch from the history script: [first offset,"epoch",envelopes...].
+ * Each envelope comes out complete, with its own offset and the epoch
+ * appended as a history read appends them (head, separator, fields), and
+ * parses with exactly those. */
+static void batches_with_a_header_split(void **state)
+{
+    static const char batch[] = "[41,\"E\",{\"data\":41},{\"data\":42,\"from\":\"bob\"}]";
+    ps__splitter sp;
+    ps_envelope env;
+    const char *text;
+    size_t len;
+    int64_t want = 41;
+
+    (void)state;
+    assert_string_equal(split("[41,\"Ep-0_z\",{\"data\":1},{ },{\"data\":\"},\\\"{\",\"ts\":5 }]"),
+                        "{\"data\":1,\"offset\":41,\"epoch\":\"Ep-0_z\"}|"
+                        "{ \"offset\":42,\"epoch\":\"Ep-0_z\"}|"
+                        "{\"data\":\"},\\\"{\",\"ts\":5 ,\"offset\":43,\"epoch\":\"Ep-0_z\"}");
+    assert_string_equal(split(" [ 7 , \"E\" ,\n{\"data\":2} ] "),
+                        "{\"data\":2,\"offset\":7,\"epoch\":\"E\"}");
+    /* What the gateway then parses: data, offset, epoch, one by one. */
+    ps__envelopes_begin(&sp, batch, strlen(batch));
+    while (ps__envelopes_next(&sp, &text, &len)) {
+        assert_int_equal(ps_envelope_parse(text, len, &env), PS_OK);
+        assert_int_equal(json_integer_value(env.data), want);
+        assert_int_equal(env.offset, want);
+        assert_string_equal(env.epoch, "E");
+        ps_envelope_clear(&env);
+        want++;
+    }
+    ps__envelopes_end(&sp);
+    assert_int_equal(want, 43);
+    /* Broken headers: nothing. */
+    assert_string_equal(split("[41,{\"data\":1}]"), "");
+    assert_string_equal(split("[41,\"E p\",{\"data\":1}]"), "");
+    assert_string_equal(split("[41,\"\",{\"data\":1}]"), "");
+    assert_string_equal(split("[41,\"E\"]"), "");
+    assert_string_equal(split("[41,\"E\""), "");
+    assert_string_equal(split("[-1,\"E\",{\"data\":1}]"), "");
+    assert_string_equal(split("[1.5,\"E\",{\"data\":1}]"), "");
+    assert_string_equal(split("[1234567890123456789,\"E\",{\"data\":1}]"), "");
+    assert_string_equal(split("[123456789012345678,\"E\",{}]"),
+                        "{\"offset\":123456789012345678,\"epoch\":\"E\"}");
+    assert_string_equal(
+        split("[1,\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef_\",{}]"),
+        "");
+    /* After the header, the same rules as for any batch. */
+    assert_string_equal(split("[1,\"E\",{\"data\":1},2]"),
+                        "{\"data\":1,\"offset\":1,\"epoch\":\"E\"}");
+    assert_string_equal(split("[1,\"E\",{\"data\":1]]"), "");
+}
+
 static void strerror_names(void **state)
 {
     assert_string_equal(ps_strerror(PS_OK), "ok");
@@ -393,6 +446,7 @@ int main(void)
         cmocka_unit_test(encode_round_trip),
         cmocka_unit_test(encode_exact_and_refused),
         cmocka_unit_test(batches_split),
+        cmocka_unit_test(batches_with_a_header_split),
         cmocka_unit_test(strerror_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
