@@ -450,9 +450,9 @@ static void trimmed_to_size(void **state)
     assert_int_equal(h->offsets[0], 8);
 }
 
-/* The stream itself is trimmed approximately (MAXLEN ~, whole nodes of 100
- * entries): it never holds more than size + one node, and what clients see
- * is exactly the last size (above). */
+/* The stream itself is trimmed approximately (MINID ~, whole nodes of 100
+ * entries): one message per publish, it never holds more than size + one
+ * node, and what clients see is exactly the last size (above). */
 static void stream_stays_bounded(void **state)
 {
     fixture *f = *state;
@@ -835,6 +835,193 @@ static void batch_refused(void **state)
     free(huge);
 }
 
+/* Reads from anywhere inside batches, each stored as one stream entry:
+ * what follows `since`, at most `limit`, each message with its own offset,
+ * byte for byte the text heard live; the latest state is a batch's last
+ * message. Batches and single publishes mix in one stream. */
+static void batch_reads_from_the_middle(void **state)
+{
+    fixture *f = *state;
+    char want[128];
+    hist_record *h;
+    int i;
+
+    bus_add(f, main_server.port);
+    assert_int_equal(ps_bus_subscribe(f->bus[0], "job:m"), PS_OK);
+    wait_up(f);
+    WAIT(f, got_subscribed, 1);
+    assert_int_equal(publish_batch(f, 0, "job:m", 1, 10, 100), PS_OK);
+    WAIT(f, got_pubs, 1);
+    h = read_wait(f, "job:m", -1, 100, 100, 60);
+    assert_int_equal(h->n, 1);
+    assert_int_equal(h->offsets[0], 10);
+    stored_text(want, sizeof(want), 10, 10, f->pubs[0].epoch);
+    assert_string_equal(h->payloads[0], want);
+    assert_int_equal(publish_batch(f, 0, "job:m", 11, 30, 100), PS_OK);
+    assert_int_equal(publish_h(f, 0, "job:m", "{\"data\":31}", 100, 60), PS_OK);
+    assert_int_equal(publish_batch(f, 0, "job:m", 32, 40, 100), PS_OK);
+    WAIT(f, got_pubs, 4);
+    WAIT(f, got_msgs, 40);
+    for (i = 0; i < 40; i++) {
+        stored_text(want, sizeof(want), i + 1, i + 1, f->pubs[0].epoch);
+        assert_string_equal(f->msgs[i].payload, want);
+    }
+
+    /* 6..15 spans the end of one batch and the start of the next. */
+    h = read_wait(f, "job:m", 5, 10, 100, 60);
+    assert_int_equal(h->first, 1);
+    assert_int_equal(h->top, 40);
+    assert_int_equal(h->n, 10);
+    for (i = 0; i < 10; i++) {
+        assert_int_equal(h->offsets[i], i + 6);
+        assert_string_equal(h->payloads[i], f->msgs[i + 5].payload);
+    }
+    /* Inside one batch, neither end included. */
+    h = read_wait(f, "job:m", 12, 3, 100, 60);
+    assert_int_equal(h->n, 3);
+    assert_int_equal(h->offsets[0], 13);
+    assert_int_equal(h->offsets[2], 15);
+    assert_string_equal(h->payloads[2], f->msgs[14].payload);
+    /* Across the single message, to the end. */
+    h = read_wait(f, "job:m", 29, 100, 100, 60);
+    assert_int_equal(h->n, 11);
+    for (i = 0; i < 11; i++) {
+        assert_int_equal(h->offsets[i], i + 30);
+        assert_string_equal(h->payloads[i], f->msgs[i + 29].payload);
+    }
+    h = read_wait(f, "job:m", 0, 1000, 100, 60);
+    assert_int_equal(h->n, 40);
+    for (i = 0; i < 40; i++)
+        assert_string_equal(h->payloads[i], f->msgs[i].payload);
+    assert_int_equal(read_wait(f, "job:m", 40, 100, 100, 60)->n, 0);
+    h = read_wait(f, "job:m", -1, 100, 100, 60);
+    assert_int_equal(h->n, 1);
+    assert_int_equal(h->offsets[0], 40);
+    assert_string_equal(h->payloads[0], f->msgs[39].payload);
+    /* A smaller size cuts into a batch: exactly the last 5 are readable. */
+    h = read_wait(f, "job:m", 0, 1000, 5, 60);
+    assert_int_equal(h->first, 36);
+    assert_int_equal(h->n, 5);
+    assert_int_equal(h->offsets[0], 36);
+}
+
+/* Messages (not entries) in a channel's stream: the lengths of each entry
+ * of this version ("n"), one per entry of an older one. */
+static long long stored_messages(const char *channel)
+{
+    char key[64];
+    redisReply *r;
+    long long n = 0;
+    size_t i;
+
+    snprintf(key, sizeof(key), "wsgw:h:{%s}", channel);
+    r = sync_command(main_server.port, NULL, "XRANGE %s - +", key);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    for (i = 0; i < r->elements; i++) {
+        const redisReply *fields = r->element[i]->element[1];
+        const char *p = fields->element[1]->str;
+
+        n++;
+        if (strcmp(fields->element[0]->str, "n") == 0)
+            for (; *p; p++)
+                n += *p == ',';
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+/* Trimming counts messages: with batches of 7 messages of 600 bytes (one
+ * entry per stream node, as a node takes 4 KB), a stream of size 10 holds
+ * the last 10, plus the older part of the batch that straddles the cut,
+ * plus at most one node: 23 at most, after 280 published. Clients still
+ * see exactly the last 10. */
+static void batch_trimmed_in_messages(void **state)
+{
+    fixture *f = *state;
+    ps_history_policy p = {10, 60};
+    ps_payload msgs[7];
+    static char texts[7][700];
+    hist_record *h;
+    long long stored;
+    int b, i;
+
+    bus_add(f, main_server.port);
+    wait_up(f);
+    for (b = 0; b < 40; b++) {
+        for (i = 0; i < 7; i++) {
+            msgs[i].len = (size_t)snprintf(texts[i], sizeof(texts[i]), "{\"data\":%d,\"pad\":\"%0600d\"}",
+                                           b * 7 + i + 1, 0);
+            msgs[i].text = texts[i];
+        }
+        assert_int_equal(ps_bus_publish_batch(f->bus[0], "job:t", msgs, 7, &p, on_published, NULL),
+                         PS_OK);
+        WAIT(f, got_pubs, b + 1);
+    }
+    stored = stored_messages("job:t");
+    assert_true(stored >= 10 && stored <= 10 + 6 + 7);
+    h = read_wait(f, "job:t", 0, 1000, 10, 60);
+    assert_int_equal(h->top, 280);
+    assert_int_equal(h->first, 271);
+    assert_int_equal(h->n, 10);
+    for (i = 0; i < 10; i++) {
+        assert_int_equal(h->offsets[i], 271 + i);
+        assert_int_equal(data_in(h->payloads[i]), 271 + i);
+    }
+    /* From inside the straddling batch, before the first kept: from 271. */
+    h = read_wait(f, "job:t", 268, 1000, 10, 60);
+    assert_int_equal(h->n, 10);
+    assert_int_equal(h->offsets[0], 271);
+}
+
+/* A stream written by the previous version (one entry per message, field
+ * "m", the whole stored text) reads as before, and a batch published on
+ * top continues it. */
+static void entries_of_the_previous_layout_still_read(void **state)
+{
+    fixture *f = *state;
+    char text[3][128], want[128];
+    hist_record *h;
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        char id[16];
+        stored_text(text[i], sizeof(text[i]), i + 1, i + 1, "OldEpoch");
+        snprintf(id, sizeof(id), "%d-0", i + 1);
+        freeReplyObject(sync_command(main_server.port, NULL, "XADD wsgw:h:{job:o} %s m %s", id,
+                                     text[i]));
+    }
+    freeReplyObject(
+        sync_command(main_server.port, NULL, "HSET wsgw:m:{job:o} epoch OldEpoch top %s", "3"));
+    bus_add(f, main_server.port);
+    wait_up(f);
+    h = read_wait(f, "job:o", -1, 100, 100, 60);
+    assert_string_equal(h->epoch, "OldEpoch");
+    assert_int_equal(h->n, 1);
+    assert_int_equal(h->offsets[0], 3);
+    assert_string_equal(h->payloads[0], text[2]);
+    h = read_wait(f, "job:o", 1, 100, 100, 60);
+    assert_int_equal(h->first, 1);
+    assert_int_equal(h->n, 2);
+    assert_string_equal(h->payloads[0], text[1]);
+
+    assert_int_equal(publish_batch(f, 0, "job:o", 4, 6, 100), PS_OK);
+    WAIT(f, got_pubs, 1);
+    assert_int_equal(f->pubs[0].offset, 4);
+    assert_string_equal(f->pubs[0].epoch, "OldEpoch");
+    h = read_wait(f, "job:o", 0, 100, 100, 60);
+    assert_int_equal(h->n, 6);
+    for (i = 0; i < 6; i++) {
+        assert_int_equal(h->offsets[i], i + 1);
+        if (i < 3) {
+            assert_string_equal(h->payloads[i], text[i]);
+        } else {
+            stored_text(want, sizeof(want), i + 1, i + 1, "OldEpoch");
+            assert_string_equal(h->payloads[i], want);
+        }
+    }
+}
+
 static int by_offset(const void *a, const void *b)
 {
     int64_t x = ((const pub_record *)a)->offset, y = ((const pub_record *)b)->offset;
@@ -1146,6 +1333,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(concurrent_batches_stay_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(batch_after_script_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(batch_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(batch_reads_from_the_middle, setup, teardown),
+        cmocka_unit_test_setup_teardown(batch_trimmed_in_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(entries_of_the_previous_layout_still_read, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(refused_and_odd, setup, teardown),
         cmocka_unit_test_setup_teardown(reads_on_drop_and_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(subscribed_and_resubscribed, setup, teardown),
