@@ -5,8 +5,10 @@
  * it anything, so it must treat every payload as hostile.
  *
  * Each input is one Redis message: a payload, or a batch's JSON array of
- * payloads, which the splitter (ps__envelopes_next) cuts into the payloads
- * the bus hands to the gateway. For each payload the target parses it with
+ * payloads (headed by a first offset and an epoch, or, from older
+ * versions, not), which the splitter (ps__envelopes_next) cuts into the
+ * payloads the bus hands to the gateway, completing each with its offset
+ * and the epoch after a header. For each payload the target parses it with
  * ps_envelope_parse and, when it is accepted, does what the
  * gateway does next: builds the one frame all subscribers of the channel
  * share (ps_envelope_frame, on a channel name that needs escaping), and, as
@@ -145,9 +147,25 @@ static void check_envelope(const char *payload, size_t size)
     CHECK(!env.root && !env.data);
 }
 
+/* After a header, an accepted envelope has the offset it was given and
+ * the header's epoch: the splitter appended both, and a piece that had
+ * either already is refused as a duplicate key. */
+static void check_completed(const char *text, size_t len, const ps__splitter *sp)
+{
+    ps_envelope env;
+
+    CHECK(text == sp->buf && len >= 2 && text[0] == '{' && text[len - 1] == '}');
+    if (ps_envelope_parse(text, len, &env) != PS_OK)
+        return;
+    CHECK(env.offset == sp->offset - 1 && env.epoch && strlen(env.epoch) == sp->epoch_len &&
+          memcmp(env.epoch, sp->epoch, sp->epoch_len) == 0);
+    ps_envelope_clear(&env);
+}
+
 /* The input is a whole Redis message: one envelope, or a batch's array of
  * them. The splitter must give out pieces of the input, in order, without
- * overlap, each an object's brackets when the input is an array. */
+ * overlap, each an object's brackets when the input is an array; after a
+ * header, texts it built, each completed as check_completed says. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *payload = (const char *)data, *text, *prev_end = payload;
@@ -156,10 +174,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     ps__envelopes_begin(&sp, payload, size);
     while (ps__envelopes_next(&sp, &text, &len)) {
-        CHECK(text >= prev_end && len <= size && text + len <= payload + size);
-        CHECK(!sp.array || (len >= 2 && text[0] == '{' && text[len - 1] == '}'));
-        prev_end = text + len;
+        if (sp.epoch) {
+            check_completed(text, len, &sp);
+        } else {
+            CHECK(text >= prev_end && len <= size && text + len <= payload + size);
+            CHECK(!sp.array || (len >= 2 && text[0] == '{' && text[len - 1] == '}'));
+            prev_end = text + len;
+        }
         check_envelope(text, len);
     }
+    ps__envelopes_end(&sp);
     return 0;
 }

@@ -86,6 +86,13 @@ ENVELOPE = {
     "ts_history": '{"data":1,"from":"alice","ts":1700000000123,"offset":8,"epoch":"E"}',
     "batch": '[{"data":{"state":"running","progress":40},"ts":1,"offset":7,"epoch":"E1"},'
     '{"data":"]}\\"{","offset":8,"epoch":"E1"}]',
+    "batch_header": '[7,"q3CkV0xZ9aLm2PbT",{"data":{"state":"running","progress":40},"ts":1},'
+    '{ },{"data":"]}\\"{","from":"bob"}]',
+    "batch_header_blanks": ' [ 18 , "E" ,\n{"data":1} ] ',
+    "batch_header_big_offset": '[123456789012345678,"E",{"data":1}]',
+    "batch_header_overflow": '[9223372036854775807,"E",{"data":1}]',
+    "batch_header_bad_epoch": '[7,"E p",{"data":1}]',
+    "batch_header_offset_inside": '[7,"E",{"data":1,"offset":3}]',
     "ts_negative": '{"data":1,"ts":-5}',
     "ts_string": '{"data":1,"ts":"1700000000123"}',
     "data_null": '{"data":null}',
