@@ -502,9 +502,10 @@ static void slot_fail(api_slot *s, int status)
  * TTL check, one PUBLISH), which is what makes batched history publishing
  * cheap. A run is bounded so that a single script call stays short for
  * everyone else on that Redis (it copies at most RUN_MAX_BYTES into the
- * stream and into the PUBLISH) and its payload well under the bus's 1 MiB. Only consecutive messages form a run (bad ones in between aside,
- * as they are not published): across channels the request's order is
- * kept too, as documented. */
+ * stream and into the PUBLISH) and its payload well under the bus's 1 MiB.
+ * Only consecutive messages form a run (bad ones in between aside, as they
+ * are not published): across channels the request's order is kept too, as
+ * documented. */
 #define RUN_MAX 100
 #define RUN_MAX_BYTES (256 * 1024)
 

@@ -126,11 +126,11 @@ static inline const ps__part *ps__part_at(const ps__parts *p, size_t i)
  * splitter built. */
 typedef struct ps__splitter {
     const char *p, *end;
-    int array;             /* inside an array: ',' or ']' follows each element */
-    int64_t offset;        /* the next envelope's offset, after a header; else -1 */
-    const char *epoch;     /* the header's epoch (epoch_len bytes, in the payload) */
+    int array;         /* inside an array: ',' or ']' follows each element */
+    int64_t offset;    /* the next envelope's offset, after a header; else -1 */
+    const char *epoch; /* the header's epoch (epoch_len bytes, in the payload) */
     size_t epoch_len;
-    char *buf;             /* the text handed out after a header (cap bytes) */
+    char *buf; /* the text handed out after a header (cap bytes) */
     size_t cap;
 } ps__splitter;
 

@@ -102,8 +102,8 @@ static const char publish_lua[] =
     "  redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
     "end\n"
     "if n == 1 then\n"
-    "  redis.call('PUBLISH', ARGV[5],\n"
-    "             ARGV[8] .. ARGV[9] .. '\"offset\":' .. first .. ',\"epoch\":\"' .. epoch .. '\"}')\n"
+    "  local tail = '\"offset\":' .. first .. ',\"epoch\":\"' .. epoch .. '\"}'\n"
+    "  redis.call('PUBLISH', ARGV[5], ARGV[8] .. ARGV[9] .. tail)\n"
     "else\n"
     "  redis.call('PUBLISH', ARGV[5], '[' .. first .. ',\"' .. epoch .. '\",' .. ARGV[8])\n"
     "end\n"
@@ -242,8 +242,8 @@ static size_t leading_blanks(const char *s, size_t len)
  * into *lens and *body. Heads are written from their '{' on: the receiving
  * splitter starts each piece there too, so stored and live texts agree
  * byte for byte. Returns 0, or -1 on OOM. */
-static int batch_args(const ps_payload *msgs, const ps__parts *parts, char **lens,
-                      size_t *lens_len, char **body, size_t *body_len)
+static int batch_args(const ps_payload *msgs, const ps__parts *parts, char **lens, size_t *lens_len,
+                      char **body, size_t *body_len)
 {
     size_t i, l = 0, b = 0;
 

@@ -414,8 +414,7 @@ static void batches_with_a_header_split(void **state)
     assert_string_equal(split("[123456789012345678,\"E\",{}]"),
                         "{\"offset\":123456789012345678,\"epoch\":\"E\"}");
     assert_string_equal(
-        split("[1,\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef_\",{}]"),
-        "");
+        split("[1,\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef_\",{}]"), "");
     /* After the header, the same rules as for any batch. */
     assert_string_equal(split("[1,\"E\",{\"data\":1},2]"),
                         "{\"data\":1,\"offset\":1,\"epoch\":\"E\"}");

@@ -950,8 +950,8 @@ static void batch_trimmed_in_messages(void **state)
     wait_up(f);
     for (b = 0; b < 40; b++) {
         for (i = 0; i < 7; i++) {
-            msgs[i].len = (size_t)snprintf(texts[i], sizeof(texts[i]), "{\"data\":%d,\"pad\":\"%0600d\"}",
-                                           b * 7 + i + 1, 0);
+            msgs[i].len = (size_t)snprintf(texts[i], sizeof(texts[i]),
+                                           "{\"data\":%d,\"pad\":\"%0600d\"}", b * 7 + i + 1, 0);
             msgs[i].text = texts[i];
         }
         assert_int_equal(ps_bus_publish_batch(f->bus[0], "job:t", msgs, 7, &p, on_published, NULL),
@@ -988,8 +988,8 @@ static void entries_of_the_previous_layout_still_read(void **state)
         char id[16];
         stored_text(text[i], sizeof(text[i]), i + 1, i + 1, "OldEpoch");
         snprintf(id, sizeof(id), "%d-0", i + 1);
-        freeReplyObject(sync_command(main_server.port, NULL, "XADD wsgw:h:{job:o} %s m %s", id,
-                                     text[i]));
+        freeReplyObject(
+            sync_command(main_server.port, NULL, "XADD wsgw:h:{job:o} %s m %s", id, text[i]));
     }
     freeReplyObject(
         sync_command(main_server.port, NULL, "HSET wsgw:m:{job:o} epoch OldEpoch top %s", "3"));
@@ -1335,8 +1335,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(batch_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(batch_reads_from_the_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(batch_trimmed_in_messages, setup, teardown),
-        cmocka_unit_test_setup_teardown(entries_of_the_previous_layout_still_read, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(entries_of_the_previous_layout_still_read, setup, teardown),
         cmocka_unit_test_setup_teardown(refused_and_odd, setup, teardown),
         cmocka_unit_test_setup_teardown(reads_on_drop_and_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(subscribed_and_resubscribed, setup, teardown),
