@@ -905,6 +905,38 @@ static void batch_reads_from_the_middle(void **state)
     assert_int_equal(h->offsets[0], 36);
 }
 
+/* Envelopes with blanks around and inside, an empty object, brackets and
+ * "}," inside strings: a read gives each byte for byte as heard live. */
+static void odd_envelopes_in_a_batch_read_as_heard(void **state)
+{
+    fixture *f = *state;
+    ps_history_policy p = {100, 60};
+    ps_payload msgs[4] = {
+        {"{ }", 3}, {" \n{\"data\":2 } ", 14}, {"{\"data\":\"},\\\"{[\"}", 17}, {"{\t}", 3}};
+    hist_record *h;
+    int i;
+
+    bus_add(f, main_server.port);
+    assert_int_equal(ps_bus_subscribe(f->bus[0], "job:odd"), PS_OK);
+    wait_up(f);
+    WAIT(f, got_subscribed, 1);
+    assert_int_equal(ps_bus_publish_batch(f->bus[0], "job:odd", msgs, 4, &p, on_published, NULL),
+                     PS_OK);
+    assert_int_equal(
+        ps_bus_publish(f->bus[0], "job:odd", msgs[1].text, msgs[1].len, &p, on_published, NULL),
+        PS_OK);
+    WAIT(f, got_pubs, 2);
+    WAIT(f, got_msgs, 5);
+    h = read_wait(f, "job:odd", 0, 100, 100, 60);
+    assert_int_equal(h->n, 5);
+    for (i = 0; i < 5; i++)
+        assert_string_equal(h->payloads[i], f->msgs[i].payload);
+    assert_int_equal(data_in(f->msgs[1].payload), 2);
+    assert_int_equal(f->msgs[1].offset, 2);
+    assert_int_equal(f->msgs[4].offset, 5);
+    assert_memory_equal(f->msgs[0].payload, "{ \"offset\":1,\"epoch\":\"", 22);
+}
+
 /* Messages (not entries) in a channel's stream: the lengths of each entry
  * of this version ("n"), one per entry of an older one. */
 static long long stored_messages(const char *channel)
@@ -1335,6 +1367,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(batch_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(batch_reads_from_the_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(batch_trimmed_in_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(odd_envelopes_in_a_batch_read_as_heard, setup, teardown),
         cmocka_unit_test_setup_teardown(entries_of_the_previous_layout_still_read, setup, teardown),
         cmocka_unit_test_setup_teardown(refused_and_odd, setup, teardown),
         cmocka_unit_test_setup_teardown(reads_on_drop_and_stop, setup, teardown),
