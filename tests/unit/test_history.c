@@ -835,6 +835,19 @@ static void batch_refused(void **state)
     free(huge);
 }
 
+/* A read gave n messages from offset `from` on, each byte for byte the
+ * one bus 0 heard live (its messages are offsets 1, 2, ... in order). */
+static void assert_as_heard(const fixture *f, const hist_record *h, int64_t from, size_t n)
+{
+    size_t i;
+
+    assert_int_equal(h->n, n);
+    for (i = 0; i < n; i++) {
+        assert_int_equal(h->offsets[i], from + (int64_t)i);
+        assert_string_equal(h->payloads[i], f->msgs[from + (int64_t)i - 1].payload);
+    }
+}
+
 /* Reads from anywhere inside batches, each stored as one stream entry:
  * what follows `since`, at most `limit`, each message with its own offset,
  * byte for byte the text heard live; the latest state is a batch's last
@@ -871,38 +884,19 @@ static void batch_reads_from_the_middle(void **state)
     h = read_wait(f, "job:m", 5, 10, 100, 60);
     assert_int_equal(h->first, 1);
     assert_int_equal(h->top, 40);
-    assert_int_equal(h->n, 10);
-    for (i = 0; i < 10; i++) {
-        assert_int_equal(h->offsets[i], i + 6);
-        assert_string_equal(h->payloads[i], f->msgs[i + 5].payload);
-    }
+    assert_as_heard(f, h, 6, 10);
     /* Inside one batch, neither end included. */
-    h = read_wait(f, "job:m", 12, 3, 100, 60);
-    assert_int_equal(h->n, 3);
-    assert_int_equal(h->offsets[0], 13);
-    assert_int_equal(h->offsets[2], 15);
-    assert_string_equal(h->payloads[2], f->msgs[14].payload);
-    /* Across the single message, to the end. */
-    h = read_wait(f, "job:m", 29, 100, 100, 60);
-    assert_int_equal(h->n, 11);
-    for (i = 0; i < 11; i++) {
-        assert_int_equal(h->offsets[i], i + 30);
-        assert_string_equal(h->payloads[i], f->msgs[i + 29].payload);
-    }
-    h = read_wait(f, "job:m", 0, 1000, 100, 60);
-    assert_int_equal(h->n, 40);
-    for (i = 0; i < 40; i++)
-        assert_string_equal(h->payloads[i], f->msgs[i].payload);
+    assert_as_heard(f, read_wait(f, "job:m", 12, 3, 100, 60), 13, 3);
+    /* Across the single message, to the end; everything; nothing. */
+    assert_as_heard(f, read_wait(f, "job:m", 29, 100, 100, 60), 30, 11);
+    assert_as_heard(f, read_wait(f, "job:m", 0, 1000, 100, 60), 1, 40);
     assert_int_equal(read_wait(f, "job:m", 40, 100, 100, 60)->n, 0);
-    h = read_wait(f, "job:m", -1, 100, 100, 60);
-    assert_int_equal(h->n, 1);
-    assert_int_equal(h->offsets[0], 40);
-    assert_string_equal(h->payloads[0], f->msgs[39].payload);
+    /* The latest state: the last batch's last message. */
+    assert_as_heard(f, read_wait(f, "job:m", -1, 100, 100, 60), 40, 1);
     /* A smaller size cuts into a batch: exactly the last 5 are readable. */
     h = read_wait(f, "job:m", 0, 1000, 5, 60);
     assert_int_equal(h->first, 36);
-    assert_int_equal(h->n, 5);
-    assert_int_equal(h->offsets[0], 36);
+    assert_as_heard(f, h, 36, 5);
 }
 
 /* Envelopes with blanks around and inside, an empty object, brackets and
