@@ -373,10 +373,13 @@ static const char *batch_header(ps__splitter *s, const char *p, const char *end)
     int64_t offset = 0;
     int digits = 0;
 
-    for (; p < end && *p >= '0' && *p <= '9' && digits < 19; p++, digits++)
+    for (; p < end && *p >= '0' && *p <= '9'; p++) {
+        if (++digits > 18)
+            return NULL;
         offset = offset * 10 + (*p - '0');
+    }
     p = skip_blanks(p, end);
-    if (digits == 0 || digits > 18 || p == end || *p != ',')
+    if (digits == 0 || p == end || *p != ',')
         return NULL;
     p = skip_blanks(p + 1, end);
     if (p == end || *p != '"')

@@ -91,6 +91,7 @@ ENVELOPE = {
     "batch_header_blanks": ' [ 18 , "E" ,\n{"data":1} ] ',
     "batch_header_big_offset": '[123456789012345678,"E",{"data":1}]',
     "batch_header_overflow": '[9223372036854775807,"E",{"data":1}]',
+    "batch_header_20_digits": '[92332720368547758077,"E",{"null"}',  # overflowed once
     "batch_header_bad_epoch": '[7,"E p",{"data":1}]',
     "batch_header_offset_inside": '[7,"E",{"data":1,"offset":3}]',
     "ts_negative": '{"data":1,"ts":-5}',

@@ -387,6 +387,7 @@ static void batches_with_a_header_split(void **state)
         "[-1,\"E\",{\"data\":1}]",
         "[1.5,\"E\",{\"data\":1}]",
         "[1234567890123456789,\"E\",{\"data\":1}]",
+        "[92332720368547758077,\"E\",{\"data\":1}]",
     };
     ps__splitter sp;
     ps_envelope env;
