@@ -12,21 +12,25 @@
  *                          message), described below.
  * The pub/sub channel stays <prefix><channel>, as for plain publishes.
  *
- * A stream entry holds the n messages of one publish call: ID
- * "<last offset>-0" (so the i-th of n has offset last - n + i), field "n"
- * with their lengths ("107,98,...") and field "b" with their heads, each
- * envelope without its closing brace (ps__object_split), joined by "},"
- * (a batch's "b" ends with "}]", see below; a single message's is its head
- * alone). Offset and epoch are not stored per message: the offsets follow
- * from the ID and the epoch is the meta's (the stream is deleted whenever
- * the epoch changes). The history script appends both when it reads, so a
- * reader gets exactly the text a live subscriber got. Why one entry per
- * batch and no per-message text: a batch of 50 stored as 50 XADDs, each
- * text built in Lua, cost Redis 5.4 µs per message (an XADD from Lua alone
- * 2.65 µs); as one entry of two fields, built by the caller, 0.8 µs
- * (redis-benchmark, INFO commandstats; docs/benchmarks.md). Reads are rare
- * and pay for the assembly instead. Entries of older versions (field "m":
- * one whole stored text, ID its offset) are the case n = 1 and still read.
+ * A stream entry holds the messages of one publish call, with ID
+ * "<last offset>-0". One message is stored as the previous version stored
+ * every message: field "m" with its complete text (the very text it is
+ * published as), so gateways of either version read it. A batch of n is
+ * stored as field "n" with their lengths ("107,98,...") and field "b" with
+ * their heads, each envelope without its closing brace (ps__object_split),
+ * joined by "}," and ending in "}]" (see the PUBLISH below); the i-th has
+ * offset last - n + i. A batch's offsets and epoch are not stored per
+ * message: the offsets follow from the ID and the epoch is the meta's (the
+ * stream is deleted whenever the epoch changes). The history script
+ * appends both when it reads, so a reader gets exactly the text a live
+ * subscriber got. Why one entry per batch and no per-message text: a batch
+ * of 50 stored as 50 XADDs, each text built in Lua, cost Redis 5.4 µs per
+ * message (an XADD from Lua alone 2.65 µs); as one entry of two fields,
+ * built by the caller, about 0.8 µs (redis-benchmark, INFO commandstats;
+ * docs/benchmarks.md). Reads are rare and pay for the assembly instead.
+ * A gateway of the previous version cannot read batch entries (it takes
+ * the lengths for the text and drops it): during a rolling upgrade its
+ * subscribers may miss batched messages in a recovery or gap fill.
  *
  * Why the ID is the last offset: trimming then needs no lookup. XADD
  * MINID ~ (top - size + 1) drops only entries whose last message is before
@@ -49,7 +53,9 @@
  * "offset":N,"epoch":"E"}); a batch as the JSON array
  * [<first offset>,"<epoch>",<envelope>,...], the caller's "b" with one
  * concatenation in front, which the receiving buses split into complete
- * texts again (envelope.c). Offset order is thus publish order, on the
+ * texts again (envelope.c). A gateway of the previous version drops that
+ * array and fills the gap from the stream, which it cannot read either
+ * (above). Offset order is thus publish order, on the
  * stream and on the channel alike.
  *
  * Why the TTLs are refreshed only now and then: two EXPIREs per message
@@ -80,8 +86,9 @@
 #include "redis_scripts.h"
 
 /* KEYS: meta, stream. ARGV: candidate epoch, size, ttl, ttl + slack,
- * pub/sub channel, n, lengths, body ("b" above), and for n = 1 the
- * separator between head and "offset" ("," or "" after an empty object).
+ * pub/sub channel, n, lengths ("n" above; empty for n = 1), body ("b"
+ * above; for n = 1 the head alone), and for n = 1 the separator between
+ * head and "offset" ("," or "" after an empty object).
  * Returns {first offset, epoch}. */
 static const char publish_lua[] =
     "local epoch = redis.call('HGET', KEYS[1], 'epoch')\n"
@@ -93,20 +100,22 @@ static const char publish_lua[] =
     "local n = tonumber(ARGV[6])\n"
     "local top = redis.call('HINCRBY', KEYS[1], 'top', n)\n"
     "local first = string.format('%d', top - n + 1)\n"
-    "local keep = math.max(top - tonumber(ARGV[2]) + 1, 0)\n"
-    "redis.call('XADD', KEYS[2], 'MINID', '~', string.format('%d', keep),\n"
-    "           string.format('%d', top) .. '-0', 'n', ARGV[7], 'b', ARGV[8])\n"
+    "local keep = string.format('%d', math.max(top - tonumber(ARGV[2]) + 1, 0))\n"
+    "local id = string.format('%d', top) .. '-0'\n"
+    "local text\n"
+    "if n == 1 then\n"
+    "  text = ARGV[8] .. ARGV[9] .. '\"offset\":' .. first .. ',\"epoch\":\"' .. epoch .. '\"}'\n"
+    "  redis.call('XADD', KEYS[2], 'MINID', '~', keep, id, 'm', text)\n"
+    "else\n"
+    "  text = '[' .. first .. ',\"' .. epoch .. '\",' .. ARGV[8]\n"
+    "  redis.call('XADD', KEYS[2], 'MINID', '~', keep, id, 'n', ARGV[7], 'b', ARGV[8])\n"
+    "end\n"
     "local left = redis.call('PTTL', KEYS[2])\n"
     "if left < tonumber(ARGV[3]) * 1000 or left > tonumber(ARGV[4]) * 1000 then\n"
     "  redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
     "  redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
     "end\n"
-    "if n == 1 then\n"
-    "  local tail = '\"offset\":' .. first .. ',\"epoch\":\"' .. epoch .. '\"}'\n"
-    "  redis.call('PUBLISH', ARGV[5], ARGV[8] .. ARGV[9] .. tail)\n"
-    "else\n"
-    "  redis.call('PUBLISH', ARGV[5], '[' .. first .. ',\"' .. epoch .. '\",' .. ARGV[8])\n"
-    "end\n"
+    "redis.call('PUBLISH', ARGV[5], text)\n"
     "return {tonumber(first), epoch}\n";
 
 /* KEYS: meta, stream. ARGV: candidate epoch, ttl, since, limit, size.
@@ -272,7 +281,7 @@ long ps__script_publish_cmd(char **cmd, const ps__script_target *t, const ps_pay
 {
     struct args a;
     struct keys k;
-    char size[16], ttl[16], keep[24], n[24], one_len[24], channel[400];
+    char size[16], ttl[16], keep[24], n[24], channel[400];
     int len =
         snprintf(channel, sizeof(channel), "%.*s%s", (int)t->prefix_len, t->prefix, t->channel);
     char *lens = NULL, *body = NULL;
@@ -293,10 +302,9 @@ long ps__script_publish_cmd(char **cmd, const ps__script_target *t, const ps_pay
     arg_str(&a, n);
     if (parts->n == 1) {
         /* One message: its head is a slice of the caller's text, and the
-         * script needs its separator to complete it. */
+         * script needs its separator to complete it; no lengths. */
         size_t head = parts->one.head_len, skip = leading_blanks(msgs[0].text, head);
-        snprintf(one_len, sizeof(one_len), "%zu", head - skip);
-        arg_str(&a, one_len);
+        arg_str(&a, "");
         arg(&a, msgs[0].text + skip, head - skip);
         arg_str(&a, parts->one.sep);
         return format(cmd, &a);

@@ -1008,6 +1008,7 @@ static void entries_of_the_previous_layout_still_read(void **state)
     fixture *f = *state;
     char text[3][128], want[128];
     hist_record *h;
+    redisReply *r;
     int i;
 
     for (i = 0; i < 3; i++) {
@@ -1046,6 +1047,19 @@ static void entries_of_the_previous_layout_still_read(void **state)
             assert_string_equal(h->payloads[i], want);
         }
     }
+    /* A single message is stored in that layout still, so gateways of the
+     * previous version read it during a rolling upgrade. */
+    assert_int_equal(publish_h(f, 0, "job:o", "{\"data\":7}", 100, 60), PS_OK);
+    WAIT(f, got_pubs, 2);
+    r = sync_command(main_server.port, NULL, "XREVRANGE wsgw:h:{job:o} + - COUNT 1");
+    assert_non_null(r);
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->element[0]->str, "7-0");
+    assert_int_equal(r->element[0]->element[1]->elements, 2);
+    assert_string_equal(r->element[0]->element[1]->element[0]->str, "m");
+    stored_text(want, sizeof(want), 7, 7, "OldEpoch");
+    assert_string_equal(r->element[0]->element[1]->element[1]->str, want);
+    freeReplyObject(r);
 }
 
 static int by_offset(const void *a, const void *b)
