@@ -9,6 +9,20 @@
  *   - cmd: PUBLISH, and the history scripts (redis_scripts.c) with EVALSHA;
  *     a batch publish with history is one EVALSHA, and arrives on sub as
  *     one message holding an array of envelopes, split here (deliver).
+ *
+ * Group commit: publishes and history reads are checked when asked for
+ * (every error a caller hears at once comes then) and queued; a libuv
+ * prepare handle sends the queue in order at the end of the loop turn,
+ * just before the loop waits for I/O, so nothing waits longer than the
+ * turn. Each run of consecutive history publishes to one channel with one
+ * policy (concurrent HTTP requests, WebSocket clients of one chat channel)
+ * goes as ONE publish script, as an explicit batch would: the script's
+ * fixed cost (~10 us of Redis CPU per call) is paid once per run, not per
+ * message. Each caller still gets its own callback, in issue order, with
+ * its own first offset. Keeping one ordered queue for everything, plain
+ * publishes and reads included, keeps the order the link had when each
+ * command went out at once: across channels, and a read after a publish
+ * sees it.
  * Each link goes WAITING (a timer: zero at start, then the backoff) ->
  * CONNECTING (TCP, then AUTH/SELECT/[cmd only: SCRIPT LOAD]/PING answered)
  * -> [sub only: SYNCING, every wanted channel subscribed again and
@@ -62,10 +76,11 @@
  *     (checked against redis-server in tests/unit/test_redis_bus.c).
  *
  * Bounds: at most MAX_OUTSTANDING publishes and history reads together,
- * MAX_OUTSTANDING_BYTES of payload, await their reply (beyond either:
- * PS_EUNAVAILABLE at once); this also bounds hiredis's output buffer, which
- * holds nothing else of size, and the copies script commands keep for their
- * one resend. Each payload is at most max_payload bytes (PS_ETOOBIG). The
+ * MAX_OUTSTANDING_BYTES of payload, are queued or await their reply
+ * (beyond either: PS_EUNAVAILABLE at once); this also bounds hiredis's
+ * output buffer, which holds nothing else of size, the copies queued
+ * history publishes keep until the end of the turn, and the copies script
+ * commands keep for their one resend. Each payload is at most max_payload bytes (PS_ETOOBIG). The
  * size of a history reply is bounded by the caller's policy (size x
  * payload), not here.
  *
@@ -135,21 +150,47 @@ typedef struct rlink {
     uv_timer_t timer;  /* backoff delay, connect timeout, or heartbeat */
 } rlink;
 
-/* One command awaiting its reply on the cmd link: a PUBLISH, a publish
- * script or a history script. hiredis holds it as privdata and hands it back
- * exactly once per command sent (with the reply, or NULL when the context
- * dies); the bus lists it so that stop() can complete it first. */
-typedef struct req {
-    struct req *prev, *next;
-    redis_bus *bus;
-    int script; /* enum ps__script, or -1: a plain PUBLISH */
-    ps_publish_cb *pub_cb;
-    ps_history_cb *hist_cb; /* set: a history read */
+/* One caller's share of a publish command: count messages, from the
+ * command's message `first` on (their offsets follow the first one's). */
+typedef struct member {
+    ps_publish_cb *cb;
     void *udata;
+    size_t count, first;
+} member;
+
+/* One publish or history read the bus owes an outcome, from the call that
+ * asked for it until complete(). It waits in the queue until the end of
+ * the loop turn (flush), then rides on one command on the cmd link: a
+ * PUBLISH, a publish script or a history script. A run of history
+ * publishes to one channel becomes one publish script: the first req of
+ * the run then carries every caller as a member, and the others go.
+ * hiredis holds a sent req as privdata and hands it back exactly once per
+ * command sent (with the reply, or NULL when the context dies); the bus
+ * lists every req in `pending` so that stop() can complete it first. */
+typedef struct req {
+    struct req *prev, *next; /* pending: every req not yet completed */
+    struct req *qnext;       /* queue, flushing or a run: not sent yet */
+    redis_bus *bus;
+    int script;             /* enum ps__script, or -1: a plain PUBLISH */
+    ps_history_cb *hist_cb; /* set: a history read */
+    void *udata;            /* history reads */
+    member one;             /* publishes: the caller, or the first of a run */
+    member *many;           /* a run of several callers: malloc'd, in issue order */
+    size_t nmembers, reported;
+    /* While its members are told: the outcome, for finish_reporting. */
+    int outcome;
+    const ps_publish_result *outcome_res;
     size_t len;   /* payload bytes, for the byte bound */
     size_t count; /* publishes: messages in the command (a batch has several) */
-    char *cmd;    /* scripts: the EVALSHA as sent, for the resend */
+    char *cmd;    /* the command to send; scripts keep it for the resend */
     size_t cmd_len;
+    /* A history publish until it is sent: its copy of the messages (text
+     * and channel in `data`), from which its run's command is built. */
+    char *data;
+    const char *channel;
+    ps_history_policy hist;
+    ps_payload msg1, *msgs; /* msgs is &msg1 for one message */
+    ps__parts parts;
     int resent; /* after NOSCRIPT, once */
     int done;   /* outcome reported; now only waiting for hiredis to let go */
 } req;
@@ -176,10 +217,14 @@ struct redis_bus {
     ps__chanset *unreported; /* confirmed while cmd was not READY */
     script_slot scripts[PS__SCRIPTS];
     req *pending;
-    size_t npending, pending_bytes;
+    size_t npending, pending_bytes; /* reqs not yet completed, sent or not */
+    req *queue, *queue_tail;        /* issued this loop turn, in order */
+    req *flushing;                  /* taken from the queue, not yet sent */
+    req *reporting;                 /* whose members complete() is telling */
+    uv_prepare_t flusher;           /* sends the queue at the end of the turn */
     int up, ever_up;
     int stopping;
-    int handles_open;    /* the two link timers until their close callbacks */
+    int handles_open;    /* link timers and flusher until their close callbacks */
     int destroy_pending; /* destroy came before those */
     uint64_t rng;
     ps__rng epochs;
@@ -731,18 +776,30 @@ static void req_free(req *q)
 {
     if (q->cmd)
         redisFreeCommand(q->cmd);
+    if (q->msgs != &q->msg1)
+        free(q->msgs);
+    ps__parts_clear(&q->parts);
+    free(q->data);
+    free(q->many);
     free(q);
 }
 
-/* Counts and reports an outcome, once. res and h only with PS_OK. */
-static void complete(req *q, int status, const ps_publish_result *res, const ps_history *h)
+/* Frees a chain of reqs that never reached hiredis (already completed). */
+static void free_chain(req **head)
+{
+    req *q;
+
+    while ((q = *head)) {
+        *head = q->qnext;
+        req_free(q);
+    }
+}
+
+/* Takes q off the pending list and the bounds. */
+static void unlist(req *q)
 {
     redis_bus *b = q->bus;
-    ps_bus_stats *st = &b->base.stats;
 
-    if (q->done)
-        return;
-    q->done = 1;
     if (q->prev)
         q->prev->next = q->next;
     else
@@ -751,13 +808,51 @@ static void complete(req *q, int status, const ps_publish_result *res, const ps_
         q->next->prev = q->prev;
     b->npending--;
     b->pending_bytes -= q->len;
+}
+
+/* Tells each caller of a publish its outcome, in issue order: with PS_OK
+ * and history, its own first offset. A callback may stop the bus, which
+ * then tells the callers left the same outcome from inside stop
+ * (finish_reporting), since no callback may follow stop; `reported` keeps
+ * each told once. */
+static void report_members(req *q, int status, const ps_publish_result *res)
+{
+    redis_bus *b = q->bus;
+    ps_bus_stats *st = &b->base.stats;
+    req *outer = b->reporting;
+    ps_publish_result mine;
+
+    b->reporting = q;
+    q->outcome = status;
+    q->outcome_res = res;
+    while (q->reported < q->nmembers) {
+        const member *m = q->many ? &q->many[q->reported] : &q->one;
+        q->reported++;
+        *(status == PS_OK ? &st->publishes : &st->publish_errors) += m->count;
+        if (res) {
+            mine = *res;
+            mine.offset += (int64_t)m->first;
+        }
+        if (m->cb)
+            m->cb(m->udata, status, res ? &mine : NULL);
+    }
+    b->reporting = outer;
+}
+
+/* Counts and reports an outcome, once. res and h only with PS_OK. */
+static void complete(req *q, int status, const ps_publish_result *res, const ps_history *h)
+{
+    ps_bus_stats *st = &q->bus->base.stats;
+
+    if (q->done)
+        return;
+    q->done = 1;
+    unlist(q);
     if (q->hist_cb) {
         *(status == PS_OK ? &st->history_reads : &st->history_errors) += 1;
         q->hist_cb(q->udata, status, h);
     } else {
-        *(status == PS_OK ? &st->publishes : &st->publish_errors) += q->count;
-        if (q->pub_cb)
-            q->pub_cb(q->udata, status, res);
+        report_members(q, status, res);
     }
 }
 
@@ -823,34 +918,31 @@ static void on_req_reply(redisAsyncContext *ac, void *reply, void *priv)
     req_free(q);
 }
 
-/* Room for one more command carrying len payload bytes. */
+/* Room for one more req carrying len payload bytes; queued reqs count. */
 static int has_room(const redis_bus *b, size_t len)
 {
     return b->npending < MAX_OUTSTANDING && len <= MAX_OUTSTANDING_BYTES - b->pending_bytes;
 }
 
-/* Sends q (its formatted script command, or PUBLISH of payload) and lists
- * it. hiredis copies the command into its output buffer here. */
-static int send_req(redis_bus *b, req *q, const char *channel, const char *payload)
-{
-    int rc;
+static void on_flush(uv_prepare_t *h);
 
-    if (q->cmd)
-        rc = redisAsyncFormattedCommand(b->cmd.ac, on_req_reply, q, q->cmd, q->cmd_len);
-    else
-        rc = redisAsyncCommand(b->cmd.ac, on_req_reply, q, "PUBLISH %b%b %b", b->prefix,
-                               b->prefix_len, channel, strlen(channel), payload, q->len);
-    if (rc != REDIS_OK) {
-        req_free(q);
-        return PS_EUNAVAILABLE;
-    }
+/* Lists q and queues it for the end of the loop turn. Publishes and reads
+ * wait there alike, so that the cmd link sends everything in the order it
+ * was asked for (a read sees the publishes asked for before it). */
+static void enqueue(redis_bus *b, req *q)
+{
     q->next = b->pending;
     if (b->pending)
         b->pending->prev = q;
     b->pending = q;
     b->npending++;
     b->pending_bytes += q->len;
-    return PS_OK;
+    if (b->queue_tail)
+        b->queue_tail->qnext = q;
+    else
+        b->queue = q;
+    b->queue_tail = q;
+    uv_prepare_start(&b->flusher, on_flush);
 }
 
 static req *req_new(redis_bus *b, int script, void *udata)
@@ -862,6 +954,7 @@ static req *req_new(redis_bus *b, int script, void *udata)
     q->bus = b;
     q->script = script;
     q->udata = udata;
+    q->msgs = &q->msg1;
     return q;
 }
 
@@ -888,6 +981,44 @@ static int format_publish(redis_bus *b, req *q, const char *channel, const ps_pa
     return PS_OK;
 }
 
+/* A plain PUBLISH, formatted now: the payload is the caller's only until
+ * the call returns. */
+static int format_plain(redis_bus *b, req *q, const char *channel, const ps_payload *msg)
+{
+    int len = redisFormatCommand(&q->cmd, "PUBLISH %b%b %b", b->prefix, b->prefix_len, channel,
+                                 strlen(channel), msg->text, msg->len);
+
+    if (len < 0)
+        return PS_ENOMEM;
+    q->cmd_len = (size_t)len;
+    return PS_OK;
+}
+
+/* Copies a history publish's channel, messages and checks into q (parts
+ * moves in), for the run flush() builds its command from. */
+static int keep_messages(req *q, const char *channel, const ps_payload *msgs, size_t n,
+                         ps__parts *parts, const ps_history_policy *hist)
+{
+    size_t clen = strlen(channel) + 1, i, at = clen;
+
+    q->parts = *parts;
+    parts->many = NULL;
+    q->hist = *hist;
+    if (!(q->data = malloc(clen + parts->total)) ||
+        (n > 1 && !(q->msgs = malloc(n * sizeof(*q->msgs))))) {
+        q->msgs = &q->msg1;
+        return PS_ENOMEM;
+    }
+    memcpy(q->data, channel, clen);
+    q->channel = q->data;
+    for (i = 0; i < n; i++) {
+        memcpy(q->data + at, msgs[i].text, msgs[i].len);
+        q->msgs[i] = (ps_payload){q->data + at, msgs[i].len};
+        at += msgs[i].len;
+    }
+    return PS_OK;
+}
+
 /* Why msgs cannot be sent now, or PS_OK with parts filled. */
 static int can_publish(const redis_bus *b, const ps_payload *msgs, size_t n, int with_history,
                        ps__parts *parts)
@@ -903,7 +1034,8 @@ static int can_publish(const redis_bus *b, const ps_payload *msgs, size_t n, int
     return PS_OK;
 }
 
-/* One message, or with history a batch of them: one command either way. */
+/* One message, or with history a batch of them. Checked now (every error
+ * the caller hears at once), sent at the end of the loop turn (flush). */
 static int redis_publish(ps_bus *base, const char *channel, const ps_payload *msgs, size_t n,
                          const ps_history_policy *hist, ps_publish_cb *cb, void *udata)
 {
@@ -912,17 +1044,19 @@ static int redis_publish(ps_bus *base, const char *channel, const ps_payload *ms
     req *q = NULL;
     int rc = can_publish(b, msgs, n, hist != NULL, &parts);
 
-    if (rc == PS_OK && !(q = req_new(b, hist ? PS__SCRIPT_PUBLISH : -1, udata)))
+    if (rc == PS_OK && !(q = req_new(b, hist ? PS__SCRIPT_PUBLISH : -1, NULL)))
         rc = PS_ENOMEM;
     if (q) {
-        q->pub_cb = cb;
+        q->one = (member){cb, udata, n, 0};
+        q->nmembers = 1;
         q->len = parts.total;
         q->count = n;
     }
-    if (rc == PS_OK && hist)
-        rc = format_publish(b, q, channel, msgs, &parts, hist);
     if (rc == PS_OK)
-        rc = send_req(b, q, channel, msgs[0].text); /* frees q when it fails */
+        rc = hist ? keep_messages(q, channel, msgs, n, &parts, hist)
+                  : format_plain(b, q, channel, &msgs[0]);
+    if (rc == PS_OK)
+        enqueue(b, q);
     else if (q)
         req_free(q);
     ps__parts_clear(&parts);
@@ -955,7 +1089,184 @@ static int redis_history(ps_bus *base, const char *channel, int64_t since, size_
         return PS_ENOMEM;
     }
     q->cmd_len = (size_t)n;
-    return send_req(b, q, channel, NULL);
+    enqueue(b, q);
+    return PS_OK;
+}
+
+/* ------------------------------------------------------------ group commit */
+
+/* A run: consecutive history publishes to one channel with one policy,
+ * sent as one publish script (one meta read, one stream entry, one TTL
+ * check, one PUBLISH) instead of one each. Bounded like the HTTP API's
+ * runs, so that one script call stays short for everyone else on that
+ * Redis; a batch over the bounds goes alone, as it came. */
+#define RUN_MAX 100
+#define RUN_MAX_BYTES (256u * 1024u)
+
+static int is_hist_publish(const req *q)
+{
+    return q->script == PS__SCRIPT_PUBLISH && q->data;
+}
+
+/* Can next join the run q starts, which holds count messages of len bytes? */
+static int joins(const redis_bus *b, const req *q, const req *next, size_t count, size_t len)
+{
+    size_t max_bytes = b->max_payload < RUN_MAX_BYTES ? b->max_payload : RUN_MAX_BYTES;
+
+    return is_hist_publish(next) && strcmp(next->channel, q->channel) == 0 &&
+           next->hist.size == q->hist.size && next->hist.ttl_s == q->hist.ttl_s &&
+           count + next->count <= RUN_MAX && len + next->len <= max_bytes;
+}
+
+/* Moves from b->flushing onto q's qnext chain the publishes that join it. */
+static void take_run(redis_bus *b, req *q)
+{
+    size_t count = q->count, len = q->len;
+    req **tail = &q->qnext;
+
+    while (b->flushing && joins(b, q, b->flushing, count, len)) {
+        req *next = b->flushing;
+        b->flushing = next->qnext;
+        next->qnext = NULL;
+        count += next->count;
+        len += next->len;
+        *tail = next;
+        tail = &next->qnext;
+    }
+}
+
+/* The messages, checks and callers of the run q heads, side by side. */
+typedef struct run_parts {
+    ps_payload *msgs;
+    ps__parts parts;
+    member *members;
+} run_parts;
+
+static int gather(const req *q, run_parts *g)
+{
+    size_t n = 0, k = 0, i;
+    const req *r;
+
+    for (r = q; r; r = r->qnext)
+        n += r->count, k++;
+    g->parts = (ps__parts){.n = n};
+    g->msgs = malloc(n * sizeof(*g->msgs));
+    g->parts.many = malloc(n * sizeof(*g->parts.many));
+    g->members = malloc(k * sizeof(*g->members));
+    if (!g->msgs || !g->parts.many || !g->members)
+        return PS_ENOMEM;
+    for (n = 0, k = 0, r = q; r; r = r->qnext, k++) {
+        g->members[k] = r->one;
+        g->members[k].first = n;
+        for (i = 0; i < r->count; i++, n++) {
+            g->msgs[n] = r->msgs[i];
+            g->parts.many[n] = *ps__part_at(&r->parts, i);
+        }
+        g->parts.total += r->len;
+    }
+    return PS_OK;
+}
+
+/* Makes q the run's one command: its members are every caller of the run
+ * and its bounds theirs; the others go. Returns PS_OK or PS_ENOMEM (then
+ * nothing changed). */
+static int merge_run(redis_bus *b, req *q)
+{
+    run_parts g = {0};
+    req *r;
+    int rc = gather(q, &g);
+
+    if (rc == PS_OK)
+        rc = format_publish(b, q, q->channel, g.msgs, &g.parts, &q->hist);
+    if (rc == PS_OK) {
+        q->nmembers = 0;
+        q->many = g.members;
+        g.members = NULL;
+        while ((r = q->qnext)) {
+            q->qnext = r->qnext;
+            unlist(r);
+            q->nmembers++;
+            q->count += r->count;
+            q->len += r->len;
+            b->pending_bytes += r->len;
+            req_free(r);
+        }
+        q->nmembers++;
+    }
+    free(g.msgs);
+    ps__parts_clear(&g.parts);
+    free(g.members);
+    return rc;
+}
+
+/* Builds the command of the run q heads (a lone history publish formats
+ * its own messages). On failure each req of the run fails with rc. */
+static int build(redis_bus *b, req *q)
+{
+    int rc = PS_OK;
+    req *r;
+
+    if (is_hist_publish(q) && q->qnext)
+        rc = merge_run(b, q);
+    else if (is_hist_publish(q))
+        rc = format_publish(b, q, q->channel, q->msgs, &q->parts, &q->hist);
+    if (rc == PS_OK)
+        return PS_OK;
+    while ((r = q)) {
+        q = r->qnext;
+        complete(r, rc, NULL, NULL);
+        req_free(r);
+    }
+    return rc;
+}
+
+/* Sends q (one command) and lets go of what only building it needed.
+ * hiredis copies the command into its output buffer here; a plain PUBLISH
+ * needs no copy for a resend. */
+static void send_req(redis_bus *b, req *q)
+{
+    if (b->cmd.state != LINK_READY || !b->cmd.ac ||
+        redisAsyncFormattedCommand(b->cmd.ac, on_req_reply, q, q->cmd, q->cmd_len) != REDIS_OK) {
+        /* The link went down this turn, after the publish was accepted. */
+        complete(q, PS_EUNAVAILABLE, NULL, NULL);
+        req_free(q);
+        return;
+    }
+    if (q->script < 0) {
+        redisFreeCommand(q->cmd);
+        q->cmd = NULL;
+    }
+    free(q->data);
+    q->data = NULL;
+    if (q->msgs != &q->msg1)
+        free(q->msgs);
+    q->msgs = &q->msg1;
+    ps__parts_clear(&q->parts);
+}
+
+/* The end of the loop turn: sends what was queued, in order, each run of
+ * history publishes to one channel as one command. What callbacks queue
+ * meanwhile waits for the next turn; a stop from one of them completes
+ * (PS_ECLOSED) and frees what is still in b->flushing. */
+static void flush(redis_bus *b)
+{
+    uv_prepare_stop(&b->flusher);
+    b->flushing = b->queue;
+    b->queue = b->queue_tail = NULL;
+    while (b->flushing && !b->stopping) {
+        req *q = b->flushing;
+        b->flushing = q->qnext;
+        q->qnext = NULL;
+        if (is_hist_publish(q))
+            take_run(b, q);
+        if (build(b, q) == PS_OK)
+            send_req(b, q);
+    }
+}
+
+static void on_flush(uv_prepare_t *h)
+{
+    flush(h->data);
 }
 
 /* ------------------------------------------------------------ subscriptions */
@@ -1013,12 +1324,20 @@ static void free_bus(redis_bus *b)
     free(b);
 }
 
-static void on_timer_closed(uv_handle_t *h)
+static void handle_closed(redis_bus *b)
 {
-    redis_bus *b = ((rlink *)h->data)->bus;
-
     if (--b->handles_open == 0 && b->destroy_pending)
         free_bus(b);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    handle_closed(((rlink *)h->data)->bus);
+}
+
+static void on_flusher_closed(uv_handle_t *h)
+{
+    handle_closed(h->data);
 }
 
 static void close_link(rlink *l)
@@ -1032,6 +1351,16 @@ static void close_link(rlink *l)
         redisAsyncFree(ac);
 }
 
+/* Stopped from inside a publish callback: the callers of that command not
+ * yet told hear its outcome now, from inside stop. */
+static void finish_reporting(redis_bus *b)
+{
+    req *q = b->reporting;
+
+    if (q)
+        report_members(q, q->outcome, q->outcome_res);
+}
+
 static void redis_stop(ps_bus *base)
 {
     redis_bus *b = (redis_bus *)base;
@@ -1041,9 +1370,15 @@ static void redis_stop(ps_bus *base)
     b->stopping = 1;
     b->up = 0;
     /* Publish and history callbacks first, while nothing is torn down:
-     * they may call into the bus (which now answers PS_ECLOSED). */
+     * they may call into the bus (which now answers PS_ECLOSED). Queued
+     * reqs are listed too; hiredis never saw them, so they go here. */
+    finish_reporting(b);
     while (b->pending)
         complete(b->pending, PS_ECLOSED, NULL, NULL);
+    free_chain(&b->queue);
+    b->queue_tail = NULL;
+    free_chain(&b->flushing);
+    uv_close((uv_handle_t *)&b->flusher, on_flusher_closed);
     close_link(&b->sub);
     close_link(&b->cmd);
 }
@@ -1161,6 +1496,12 @@ ps_bus *ps_redis_bus_new(uv_loop_t *loop, const ps_redis_opts *opts, const ps_bu
     }
     link_init(b, &b->sub, "sub", 1);
     link_init(b, &b->cmd, "cmd", 0);
+    /* The flusher runs only while something is queued, and never keeps the
+     * loop alive on its own. */
+    uv_prepare_init(loop, &b->flusher);
+    b->flusher.data = b;
+    uv_unref((uv_handle_t *)&b->flusher);
+    b->handles_open++;
     return &b->base;
 err:
     free(b);

@@ -451,17 +451,20 @@ static void trimmed_to_size(void **state)
 }
 
 /* The stream itself is trimmed approximately (MINID ~, whole nodes of 100
- * entries): one message per publish, it never holds more than size + one
+ * entries): one message per publish (each waited for, so that the bus does
+ * not group them into one entry), it never holds more than size + one
  * node, and what clients see is exactly the last size (above). */
 static void stream_stays_bounded(void **state)
 {
     fixture *f = *state;
     hist_record *h;
     long long len;
+    int i;
 
     bus_add(f, main_server.port);
     wait_up(f);
-    publish_range(f, "job:5", 1, 450, 10);
+    for (i = 1; i <= 450; i++)
+        publish_range(f, "job:5", i, i, 10);
     len = sync_integer(main_server.port, "XLEN %s", "wsgw:h:{job:5}");
     assert_true(len >= 10 && len <= 110);
     h = read_wait(f, "job:5", 0, 1000, 10, 60);
@@ -674,18 +677,26 @@ static int data_in(const char *payload)
     return d;
 }
 
-static long long publish_calls(void)
+/* How often Redis ran cmd ("evalsha", "publish") so far. */
+static long long calls_of(const char *cmd)
 {
     redisReply *r = sync_command(main_server.port, NULL, "INFO commandstats");
+    char key[64];
     const char *at;
     long long n = 0;
 
     assert_non_null(r);
-    at = strstr(r->str, "cmdstat_publish:calls=");
+    snprintf(key, sizeof(key), "cmdstat_%s:calls=", cmd);
+    at = strstr(r->str, key);
     if (at)
-        n = atoll(at + strlen("cmdstat_publish:calls="));
+        n = atoll(at + strlen(key));
     freeReplyObject(r);
     return n;
+}
+
+static long long publish_calls(void)
+{
+    return calls_of("publish");
 }
 
 /* A batch from another gateway's bus: one callback with the first of n
@@ -1100,6 +1111,233 @@ static void concurrent_publishers(void **state)
     assert_int_equal(read_wait(f, "room", 0, 1000, 500, 60)->n, 200);
 }
 
+/* ---- group commit ------------------------------------------------------- */
+
+/* A publish from bus 1 whose callback record names i (its issue index). */
+static int publish_i(fixture *f, int i, const char *channel, const ps_history_policy *p)
+{
+    char payload[32];
+
+    snprintf(payload, sizeof(payload), "{\"data\":%d}", i);
+    return ps_bus_publish(f->bus[1], channel, payload, strlen(payload), p, on_published,
+                          (void *)(intptr_t)i);
+}
+
+/* Bus 0 hears channels, bus 1 publishes. */
+static void two_buses(fixture *f, const char *const *channels, int n)
+{
+    int i;
+
+    bus_add(f, main_server.port);
+    bus_add(f, main_server.port);
+    for (i = 0; i < n; i++)
+        assert_int_equal(ps_bus_subscribe(f->bus[0], channels[i]), PS_OK);
+    wait_up(f);
+    WAIT(f, got_subscribed, n);
+}
+
+/* Single publishes to one channel issued in one loop turn (concurrent
+ * requests) go to Redis as one publish script, and each caller still hears
+ * its own offset, in the order it asked; subscribers hear each message
+ * once, in that order, as if published alone. */
+static void singles_in_one_turn_share_one_script(void **state)
+{
+    fixture *f = *state;
+    const char *chans[] = {"job:g"};
+    ps_history_policy p = {100, 60};
+    long long evalsha, publish;
+    char want[128];
+    int i;
+
+    two_buses(f, chans, 1);
+    evalsha = calls_of("evalsha");
+    publish = calls_of("publish");
+    for (i = 0; i < 20; i++)
+        assert_int_equal(publish_i(f, i, "job:g", &p), PS_OK);
+    assert_int_equal(f->npubs, 0); /* never from inside publish */
+    WAIT(f, got_pubs, 20);
+    WAIT(f, got_msgs, 20);
+    run_until(f, never, 30);
+    assert_int_equal(calls_of("evalsha") - evalsha, 1);
+    assert_int_equal(calls_of("publish") - publish, 1);
+    assert_int_equal(f->npubs, 20);
+    assert_int_equal(f->nmsgs, 20);
+    for (i = 0; i < 20; i++) {
+        assert_int_equal(f->pubs[i].bus, i);
+        assert_int_equal(f->pubs[i].status, PS_OK);
+        assert_int_equal(f->pubs[i].offset, i + 1);
+        assert_string_equal(f->pubs[i].epoch, f->pubs[0].epoch);
+        stored_text(want, sizeof(want), i, i + 1, f->pubs[0].epoch);
+        assert_string_equal(f->msgs[i].payload, want);
+    }
+    assert_int_equal(f->bus[1]->stats.publishes, 20);
+    assert_int_equal(read_wait(f, "job:g", 0, 100, 100, 60)->n, 20);
+}
+
+/* Runs break at another channel, a plain publish, another policy and the
+ * run bound (100 messages); the link sends everything in issue order, so
+ * subscribers hear it in that order across channels, and an explicit
+ * batch joins a run it fits. */
+static void interleaved_channels_keep_issue_order(void **state)
+{
+    fixture *f = *state;
+    const char *chans[] = {"job:a", "job:b", "plain"};
+    static const char *order[] = {"job:a", "job:a", "job:b", "plain", "job:a", "job:a"};
+    ps_history_policy p = {100, 60}, other = {50, 60};
+    ps_payload two[2] = {{"{\"data\":6}", 10}, {"{\"data\":7}", 10}};
+    long long evalsha;
+    int i;
+
+    two_buses(f, chans, 3);
+    evalsha = calls_of("evalsha");
+    assert_int_equal(publish_i(f, 0, "job:a", &p), PS_OK);
+    assert_int_equal(publish_i(f, 1, "job:a", &p), PS_OK);
+    assert_int_equal(publish_i(f, 2, "job:b", &p), PS_OK);
+    assert_int_equal(publish_i(f, 3, "plain", NULL), PS_OK);
+    assert_int_equal(publish_i(f, 4, "job:a", &p), PS_OK);
+    assert_int_equal(
+        ps_bus_publish_batch(f->bus[1], "job:a", two, 2, &p, on_published, (void *)(intptr_t)5),
+        PS_OK);
+    WAIT(f, got_pubs, 6);
+    WAIT(f, got_msgs, 7);
+    /* [a a] [b] plain [a, batch of 2] */
+    assert_int_equal(calls_of("evalsha") - evalsha, 3);
+    for (i = 0; i < 6; i++) {
+        assert_int_equal(f->pubs[i].bus, i);
+        assert_int_equal(f->pubs[i].status, PS_OK);
+        assert_string_equal(f->msgs[i].channel, order[i]);
+        assert_int_equal(data_in(f->msgs[i].payload), i < 5 ? i : 6);
+    }
+    assert_string_equal(f->msgs[6].channel, "job:a");
+    assert_int_equal(data_in(f->msgs[6].payload), 7);
+    assert_int_equal(f->pubs[0].offset, 1);
+    assert_int_equal(f->pubs[1].offset, 2);
+    assert_int_equal(f->pubs[2].offset, 1);
+    assert_false(f->pubs[3].has_res);
+    assert_int_equal(f->pubs[4].offset, 3);
+    assert_int_equal(f->pubs[5].offset, 4);
+    assert_int_equal(f->bus[1]->stats.publishes, 7);
+
+    /* Another policy starts another run; 150 singles make two runs. */
+    f->npubs = 0;
+    evalsha = calls_of("evalsha");
+    assert_int_equal(publish_i(f, 0, "job:b", &p), PS_OK);
+    assert_int_equal(publish_i(f, 1, "job:b", &other), PS_OK);
+    for (i = 2; i < 152; i++)
+        assert_int_equal(publish_i(f, i, "job:b", &other), PS_OK);
+    WAIT(f, got_pubs, 152);
+    assert_int_equal(calls_of("evalsha") - evalsha, 3);
+    for (i = 0; i < 152; i++) {
+        assert_int_equal(f->pubs[i].bus, i);
+        assert_int_equal(f->pubs[i].offset, i + 2);
+    }
+}
+
+/* A run's command failing fails each of its messages, once, with the same
+ * status: refused by Redis (PS_EINVAL), and lost with the link
+ * (PS_EUNAVAILABLE). */
+static void failed_run_fails_each_message_once(void **state)
+{
+    fixture *f = *state;
+    server *s = extra_server();
+    int port = free_port();
+    ps_history_policy p = {10, 60};
+    redisReply *r = sync_command(main_server.port, NULL, "SET wsgw:m:{job:w} x");
+    int i;
+
+    freeReplyObject(r);
+    bus_add(f, main_server.port);
+    wait_up(f);
+    for (i = 0; i < 3; i++)
+        assert_int_equal(
+            ps_bus_publish(f->bus[0], "job:w", "{}", 2, &p, on_published, (void *)(intptr_t)i),
+            PS_OK);
+    WAIT(f, got_pubs, 3);
+    run_until(f, never, 30);
+    assert_int_equal(f->npubs, 3);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(f->pubs[i].bus, i);
+        assert_int_equal(f->pubs[i].status, PS_EINVAL);
+    }
+    assert_int_equal(f->bus[0]->stats.publish_errors, 3);
+
+    server_start(s, port, NULL, NULL);
+    bus_add(f, port);
+    wait_up(f);
+    server_freeze(s);
+    f->npubs = 0;
+    for (i = 0; i < 4; i++)
+        assert_int_equal(
+            ps_bus_publish(f->bus[1], "job:w", "{}", 2, &p, on_published, (void *)(intptr_t)i),
+            PS_OK);
+    run_until(f, never, 50);
+    assert_int_equal(f->npubs, 0);
+    server_kill(s);
+    WAIT(f, got_pubs, 4);
+    run_until(f, never, 30);
+    assert_int_equal(f->npubs, 4);
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(f->pubs[i].bus, i);
+        assert_int_equal(f->pubs[i].status, PS_EUNAVAILABLE);
+    }
+    assert_int_equal(f->bus[1]->stats.publish_errors, 4);
+}
+
+static void on_published_then_stop(void *udata, int status, const ps_publish_result *res)
+{
+    on_published(udata, status, res);
+    if ((intptr_t)udata == 0)
+        ps_bus_stop(current->bus[0]);
+}
+
+/* Stop completes what waits for the end of the turn, inside stop, each
+ * once (PS_ECLOSED, reads too); and stopped from a run's callback, it tells
+ * the run's other callers their outcome before it returns. */
+static void stop_completes_queued_publishes(void **state)
+{
+    fixture *f = *state;
+    ps_history_policy p = {10, 60};
+    long long evalsha;
+    int i;
+
+    bus_add(f, main_server.port);
+    wait_up(f);
+    evalsha = calls_of("evalsha");
+    for (i = 0; i < 3; i++)
+        assert_int_equal(publish_h(f, 0, "job:s", "{}", 10, 60), PS_OK);
+    assert_int_equal(ps_bus_publish(f->bus[0], "plain", "{}", 2, NULL, on_published, NULL), PS_OK);
+    assert_int_equal(read_h(f, "job:s", 0, 10, 10, 60), PS_OK);
+    ps_bus_stop(f->bus[0]);
+    assert_int_equal(f->npubs, 4);
+    assert_int_equal(f->nreads, 1);
+    for (i = 0; i < 4; i++)
+        assert_int_equal(f->pubs[i].status, PS_ECLOSED);
+    assert_int_equal(f->reads[0].status, PS_ECLOSED);
+    assert_int_equal(f->bus[0]->stats.publish_errors, 4);
+    run_until(f, never, 50);
+    assert_int_equal(f->npubs, 4);
+    assert_int_equal(calls_of("evalsha") - evalsha, 0);
+
+    ps_bus_destroy(f->bus[0]); /* stopped, and the loop ran */
+    f->nbus = 0;
+    bus_add(f, main_server.port);
+    wait_up(f);
+    f->npubs = 0;
+    for (i = 0; i < 3; i++)
+        assert_int_equal(ps_bus_publish(f->bus[0], "job:s", "{}", 2, &p, on_published_then_stop,
+                                        (void *)(intptr_t)i),
+                         PS_OK);
+    WAIT(f, got_pubs, 1);
+    assert_int_equal(f->npubs, 3); /* the others inside that stop */
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(f->pubs[i].bus, i);
+        assert_int_equal(f->pubs[i].status, PS_OK);
+        assert_int_equal(f->pubs[i].offset, i + 1);
+    }
+    run_until(f, never, 30);
+    assert_int_equal(f->npubs, 3);
+}
+
 static void refused_and_odd(void **state)
 {
     fixture *f = *state;
@@ -1377,6 +1615,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(batch_trimmed_in_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(odd_envelopes_in_a_batch_read_as_heard, setup, teardown),
         cmocka_unit_test_setup_teardown(entries_of_the_previous_layout_still_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(singles_in_one_turn_share_one_script, setup, teardown),
+        cmocka_unit_test_setup_teardown(interleaved_channels_keep_issue_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(failed_run_fails_each_message_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(stop_completes_queued_publishes, setup, teardown),
         cmocka_unit_test_setup_teardown(refused_and_odd, setup, teardown),
         cmocka_unit_test_setup_teardown(reads_on_drop_and_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(subscribed_and_resubscribed, setup, teardown),

@@ -243,7 +243,8 @@ typedef struct ps_publish_result {
  * MASTERDOWN, TRYAGAIN, CLUSTERDOWN, NOREPLICAS, NOSCRIPT after the one
  * reload) give PS_EUNAVAILABLE, the others (NOPERM, WRONGTYPE, a script
  * error, a reply the script cannot have given) PS_EINVAL. The in-process
- * bus may also report PS_ENOMEM (no memory to store the history). The same
+ * bus may also report PS_ENOMEM (no memory to store the history), and the
+ * Redis bus when it cannot build a group commit (below). The same
  * statuses apply to ps_history_cb. */
 typedef void ps_publish_cb(void *udata, int status, const ps_publish_result *res);
 
@@ -329,7 +330,13 @@ int ps_bus_unsubscribe(ps_bus *b, const char *channel);
  * script gives the message the channel's next offset, stores it in the
  * channel's stream (trimmed to hist->size), refreshes the TTLs and PUBLISHes
  * it with "offset" and "epoch" added to the envelope. The payload must then be
- * a JSON object without those two keys. hist NULL or size 0: plain PUBLISH. */
+ * a JSON object without those two keys. hist NULL or size 0: plain PUBLISH.
+ * Redis bus, group commit: publishes (and history reads) are checked at
+ * once and sent, in the order asked for, at the end of the current loop
+ * turn; consecutive history publishes to one channel with the same policy
+ * in that turn go as one script call (a batch of at most 100 messages and
+ * 256 KiB), each publish still with its own callback and offset. A failed
+ * call fails each of its publishes with the same status. */
 int ps_bus_publish(ps_bus *b, const char *channel, const char *payload, size_t len,
                    const ps_history_policy *hist, ps_publish_cb *cb, void *udata);
 
