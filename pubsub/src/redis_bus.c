@@ -23,6 +23,7 @@
  * publishes and reads included, keeps the order the link had when each
  * command went out at once: across channels, and a read after a publish
  * sees it.
+ *
  * Each link goes WAITING (a timer: zero at start, then the backoff) ->
  * CONNECTING (TCP, then AUTH/SELECT/[cmd only: SCRIPT LOAD]/PING answered)
  * -> [sub only: SYNCING, every wanted channel subscribed again and
@@ -80,9 +81,9 @@
  * (beyond either: PS_EUNAVAILABLE at once); this also bounds hiredis's
  * output buffer, which holds nothing else of size, the copies queued
  * history publishes keep until the end of the turn, and the copies script
- * commands keep for their one resend. Each payload is at most max_payload bytes (PS_ETOOBIG). The
- * size of a history reply is bounded by the caller's policy (size x
- * payload), not here.
+ * commands keep for their one resend. Each payload is at most max_payload
+ * bytes (PS_ETOOBIG). The size of a history reply is bounded by the
+ * caller's policy (size x payload), not here.
  *
  * Liveness: TCP keepalive (hiredis's, 15 s) catches dead peers and cut
  * networks on both links. A Redis that stays connected but stops answering
