@@ -4,7 +4,7 @@
 // subscriptions follow its local subscribers (PUBSUB CHANNELS).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Scope, uniq, redisCli, waitFor, T, QUIET_MS, metrics } from './lib/index.mjs';
+import { Scope, uniq, redisCli, waitFor, T, QUIET_MS, metrics, RespConnection } from './lib/index.mjs';
 
 const s = new Scope('fanout');
 let redis;
@@ -192,6 +192,40 @@ describe('writes', () => {
     assert.equal(delta('wsgw_deliveries_total'), 600);
     assert.equal(delta('wsgw_writes_total'), 600, 'one write per delivery');
     assert.equal(delta('wsgw_write_waits_total'), 0, 'no frame waited for a WRITEABLE callback');
+  });
+
+  // Write coalescing: messages that reach the gateway together (one Redis
+  // MULTI of 50 PUBLISHes arrives in one read) leave to each subscriber in
+  // far fewer writes than frames: several frames framed into one buffer.
+  test('a burst of 50 messages goes to each subscriber in a few writes, in order', async () => {
+    const room = `chat:${uniq('burst')}`;
+    const readers = [];
+    for (let k = 0; k < 5; k++) {
+      const c = await s.user(B, { sub: uniq(`b${k}`), channels: ['chat:*'] }, `burst${k}`);
+      await c.subscribe(room);
+      readers.push(c);
+    }
+    await waitNumsub(room, 1);
+    const m0 = await metrics(B);
+    const pub = await RespConnection.connect(redis.port);
+    try {
+      const replies = [pub.command('MULTI')];
+      for (let i = 0; i < 50; i++) replies.push(pub.command('PUBLISH', `wsgw:${room}`, JSON.stringify({ data: { i } })));
+      replies.push(pub.command('EXEC'));
+      await Promise.all(replies);
+    } finally {
+      pub.close();
+    }
+    for (const c of readers) {
+      const got = [];
+      for (let i = 0; i < 50; i++) got.push((await c.nextMessage(isMsg(room))).data.i);
+      assert.deepEqual(got, [...Array(50).keys()], `${c.name}: all 50 in order`);
+    }
+    const m1 = await metrics(B);
+    const delta = (name) => m1[name] - (m0[name] || 0);
+    assert.equal(delta('wsgw_deliveries_total'), 250);
+    assert.ok(delta('wsgw_writes_total') <= 25, `250 frames took ${delta('wsgw_writes_total')} writes`);
+    assert.ok(delta('wsgw_coalesced_frames_total') >= 200, 'most frames shared a write');
   });
 });
 
