@@ -77,6 +77,28 @@ int ps__epoch_valid(const char *s, size_t len);
 /* 1 when hist asks for history (size > 0). */
 int ps__history_on(const ps_history_policy *hist);
 
+/* When the Redis bus refreshes a history channel's TTLs (ttl_refresh.c):
+ * the channels this process refreshed within the last minute, and when. */
+typedef struct ps__refresh_entry ps__refresh_entry;
+typedef struct ps__refresh {
+    ps__refresh_entry *table;          /* uthash, by channel */
+    ps__refresh_entry *oldest, *newest; /* the same entries by age */
+    size_t n, max;
+} ps__refresh;
+
+/* An empty table that keeps at most max channels. */
+void ps__refresh_init(ps__refresh *r, size_t max);
+/* 1 when a publish to channel under ttl_s at now_ms (a monotonic clock)
+ * must refresh the keys' TTLs: never refreshed here, refreshed under
+ * another ttl, or PS_TTL_SLACK(ttl_s) seconds ago or more. */
+int ps__refresh_due(ps__refresh *r, const char *channel, uint32_t ttl_s, uint64_t now_ms);
+/* Records that Redis refreshed channel to ttl_s + slack by a command sent
+ * at at_ms. Out of memory it records nothing (a refresh more, later). */
+void ps__refresh_done(ps__refresh *r, const char *channel, uint32_t ttl_s, uint64_t at_ms);
+size_t ps__refresh_count(const ps__refresh *r);
+/* Frees every entry; the table stays usable. */
+void ps__refresh_clear(ps__refresh *r);
+
 /* A stored message is the published envelope with "offset" and "epoch"
  * appended as its last members: head + sep + "offset":N,"epoch":"E"}.
  * ps__object_split finds head (everything before the closing brace, trailing

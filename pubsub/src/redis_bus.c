@@ -13,8 +13,13 @@
  * Group commit: publishes and history reads are checked when asked for
  * (every error a caller hears at once comes then) and queued; a libuv
  * prepare handle sends the queue in order at the end of the loop turn,
- * just before the loop waits for I/O, so nothing waits longer than the
- * turn. Each run of consecutive history publishes to one channel with one
+ * just before the loop waits for I/O, unless commands sent earlier still
+ * await their replies: then the queue waits for the last of those, and
+ * goes at the end of the turn that brought it (one flush in flight at a
+ * time). An idle bus thus sends within the turn, and a busy one gathers
+ * what arrives during a Redis round trip into the next flush, which is
+ * what makes runs (below) long under load; nothing waits longer than one
+ * round trip more. Each run of consecutive history publishes to one channel with one
  * policy (concurrent HTTP requests, WebSocket clients of one chat channel)
  * goes as ONE publish script, as an explicit batch would: the script's
  * fixed cost (~10 us of Redis CPU per call) is paid once per run, not per
@@ -127,6 +132,9 @@
 #define DEFAULT_BACKOFF_MIN_MS 100
 #define DEFAULT_BACKOFF_MAX_MS 5000
 #define PROBE_CHANNEL "__wsgw_probe__"
+/* Channels whose TTL refresh the bus remembers (ttl_refresh.c), about 100
+ * bytes each; beyond, the least recently refreshed cost a refresh more. */
+#define REFRESH_MAX 65536
 
 enum link_state {
     LINK_WAITING,    /* no context; the timer will connect */
@@ -192,6 +200,12 @@ typedef struct req {
     ps_history_policy hist;
     ps_payload msg1, *msgs; /* msgs is &msg1 for one message */
     ps__parts parts;
+    /* A publish script that refreshes its keys' TTLs: the channel (a copy,
+     * malloc'd), policy and send time ps__refresh_done records once Redis
+     * answered it. */
+    char *refreshes;
+    uint32_t refresh_ttl_s;
+    uint64_t refresh_at_ms;
     int resent; /* after NOSCRIPT, once */
     int done;   /* outcome reported; now only waiting for hiredis to let go */
 } req;
@@ -221,6 +235,7 @@ struct redis_bus {
     size_t npending, pending_bytes; /* reqs not yet completed, sent or not */
     req *queue, *queue_tail;        /* issued this loop turn, in order */
     req *flushing;                  /* taken from the queue, not yet sent */
+    size_t unanswered;              /* reqs sent whose reply hiredis still owes */
     req *reporting;                 /* whose members complete() is telling */
     uv_prepare_t flusher;           /* sends the queue at the end of the turn */
     int up, ever_up;
@@ -229,6 +244,7 @@ struct redis_bus {
     int destroy_pending; /* destroy came before those */
     uint64_t rng;
     ps__rng epochs;
+    ps__refresh refreshed; /* when this process last refreshed which TTLs */
     char errstr[256];
 };
 
@@ -782,6 +798,7 @@ static void req_free(req *q)
     ps__parts_clear(&q->parts);
     free(q->data);
     free(q->many);
+    free(q->refreshes);
     free(q);
 }
 
@@ -871,6 +888,8 @@ static void complete_with(req *q, const redisReply *r)
         rc = ps__script_publish_reply(r, &res);
     if (rc == PS_EINVAL)
         set_error(&q->bus->cmd, "EVALSHA: unexpected reply");
+    if (rc == PS_OK && q->refreshes)
+        ps__refresh_done(&q->bus->refreshed, q->refreshes, q->refresh_ttl_s, q->refresh_at_ms);
     if (rc != PS_OK)
         complete(q, rc, NULL, NULL);
     else if (q->hist_cb)
@@ -882,6 +901,7 @@ static void complete_with(req *q, const redisReply *r)
 }
 
 static void on_req_reply(redisAsyncContext *ac, void *reply, void *priv);
+static void on_flush(uv_prepare_t *h);
 
 /* The script is gone from Redis: load it again and resend the command,
  * both queued now so that Redis runs them in this order. Returns 1 when q
@@ -917,6 +937,10 @@ static void on_req_reply(redisAsyncContext *ac, void *reply, void *priv)
         complete_with(q, r);
     }
     req_free(q);
+    /* The last answer is in: what queued meanwhile goes at the end of
+     * this turn, as one flush (see flush). */
+    if (--b->unanswered == 0 && b->queue && !b->stopping)
+        uv_prepare_start(&b->flusher, on_flush);
 }
 
 /* Room for one more req carrying len payload bytes; queued reqs count. */
@@ -924,8 +948,6 @@ static int has_room(const redis_bus *b, size_t len)
 {
     return b->npending < MAX_OUTSTANDING && len <= MAX_OUTSTANDING_BYTES - b->pending_bytes;
 }
-
-static void on_flush(uv_prepare_t *h);
 
 /* Lists q and queues it for the end of the loop turn. Publishes and reads
  * wait there alike, so that the cmd link sends everything in the order it
@@ -966,16 +988,24 @@ static ps__script_target target_of(const redis_bus *b, enum ps__script which, co
     return t;
 }
 
-/* Formats the publish script's command for msgs into q. */
+/* Formats the publish script's command for msgs into q, asking it to
+ * refresh the TTLs when they are due (ttl_refresh.c). */
 static int format_publish(redis_bus *b, req *q, const char *channel, const ps_payload *msgs,
                           const ps__parts *parts, const ps_history_policy *hist)
 {
     ps__script_target t = target_of(b, PS__SCRIPT_PUBLISH, channel);
     char epoch[PS__EPOCH_LEN + 1];
+    uint64_t now = uv_now(b->loop);
     long len;
 
+    if (ps__refresh_due(&b->refreshed, channel, hist->ttl_s, now)) {
+        if (!(q->refreshes = strdup(channel)))
+            return PS_ENOMEM;
+        q->refresh_ttl_s = hist->ttl_s;
+        q->refresh_at_ms = now;
+    }
     ps__epoch_new(&b->epochs, epoch);
-    len = ps__script_publish_cmd(&q->cmd, &t, msgs, parts, hist, epoch);
+    len = ps__script_publish_cmd(&q->cmd, &t, msgs, parts, hist, epoch, q->refreshes != NULL);
     if (len < 0)
         return PS_ENOMEM;
     q->cmd_len = (size_t)len;
@@ -1233,6 +1263,7 @@ static void send_req(redis_bus *b, req *q)
         req_free(q);
         return;
     }
+    b->unanswered++;
     if (q->script < 0) {
         redisFreeCommand(q->cmd);
         q->cmd = NULL;
@@ -1252,6 +1283,8 @@ static void send_req(redis_bus *b, req *q)
 static void flush(redis_bus *b)
 {
     uv_prepare_stop(&b->flusher);
+    if (b->unanswered > 0)
+        return; /* the last reply of the previous flush restarts us */
     b->flushing = b->queue;
     b->queue = b->queue_tail = NULL;
     while (b->flushing && !b->stopping) {
@@ -1319,6 +1352,7 @@ static const char *redis_last_error(const ps_bus *base)
 
 static void free_bus(redis_bus *b)
 {
+    ps__refresh_clear(&b->refreshed);
     ps__chanset_clear(&b->channels);
     ps__chanset_clear(&b->inflight);
     ps__chanset_clear(&b->unreported);
@@ -1485,6 +1519,7 @@ ps_bus *ps_redis_bus_new(uv_loop_t *loop, const ps_redis_opts *opts, const ps_bu
     b = calloc(1, sizeof(*b));
     if (!b)
         return NULL;
+    ps__refresh_init(&b->refreshed, REFRESH_MAX);
     b->base.ops = &redis_ops;
     b->base.cb = *cb;
     b->loop = loop;

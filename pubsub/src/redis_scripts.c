@@ -59,14 +59,15 @@
  * stream and on the channel alike.
  *
  * Why the TTLs are refreshed only now and then: two EXPIREs per message
- * were a third of the script's commands. The keys get ttl + slack seconds
- * (PS_TTL_SLACK: ttl / 16, at most 60) and are refreshed only when the
- * stream's PTTL fell below ttl (or is over ttl + slack, after the policy
- * shrank), so after every publish both keys still live at least ttl and at
- * most ttl + slack seconds, and a busy channel pays one cheap PTTL instead.
- * The stream's PTTL speaks for both keys: they are only ever expired
- * together, and a stream that XADD just created has none (-1), which
- * refreshes both.
+ * were a third of the script's commands, and asking Redis whether they
+ * were due (a PTTL per call) was still one of five. The keys get ttl +
+ * slack seconds (PS_TTL_SLACK: ttl / 16, at most 60), and the caller says
+ * when (ttl_refresh.c: when it last refreshed that channel slack seconds
+ * ago or more, on its own clock), so after every publish both keys still
+ * live at least ttl and at most ttl + slack seconds. What the caller
+ * cannot know the script sees: a meta it creates, and a stream that is
+ * gone while the meta is not (XADD NOMKSTREAM answers nil; the stream is
+ * then created by a second XADD), get their TTLs at once.
  *
  * history: creates the meta the same way when missing (so the epoch a
  * subscriber is told is the one the next publish uses), then returns
@@ -85,33 +86,40 @@
 
 #include "redis_scripts.h"
 
-/* KEYS: meta, stream. ARGV: candidate epoch, size, ttl, ttl + slack,
- * pub/sub channel, n, lengths ("n" above; empty for n = 1), body ("b"
- * above; for n = 1 the head alone), and for n = 1 the separator between
- * head and "offset" ("," or "" after an empty object).
- * Returns {first offset, epoch}. */
+/* KEYS: meta, stream. ARGV: candidate epoch, size, "1" to refresh the
+ * TTLs (else ""), ttl + slack, pub/sub channel, n, lengths ("n" above;
+ * empty for n = 1), body ("b" above; for n = 1 the head alone), and for
+ * n = 1 the separator between head and "offset" ("," or "" after an empty
+ * object). Returns {first offset, epoch}. */
 static const char publish_lua[] =
+    "local refresh = ARGV[3] == '1'\n"
     "local epoch = redis.call('HGET', KEYS[1], 'epoch')\n"
     "if not epoch or #epoch > 32 or not string.match(epoch, '^[%w_%-]+$') then\n"
     "  epoch = ARGV[1]\n"
     "  redis.call('DEL', KEYS[2])\n"
     "  redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0)\n"
+    "  refresh = true\n"
     "end\n"
     "local n = tonumber(ARGV[6])\n"
     "local top = redis.call('HINCRBY', KEYS[1], 'top', n)\n"
     "local first = string.format('%d', top - n + 1)\n"
     "local keep = string.format('%d', math.max(top - tonumber(ARGV[2]) + 1, 0))\n"
     "local id = string.format('%d', top) .. '-0'\n"
+    "local function add(...)\n"
+    "  if not redis.call('XADD', KEYS[2], 'NOMKSTREAM', 'MINID', '~', keep, id, ...) then\n"
+    "    redis.call('XADD', KEYS[2], id, ...)\n"
+    "    refresh = true\n"
+    "  end\n"
+    "end\n"
     "local text\n"
     "if n == 1 then\n"
     "  text = ARGV[8] .. ARGV[9] .. '\"offset\":' .. first .. ',\"epoch\":\"' .. epoch .. '\"}'\n"
-    "  redis.call('XADD', KEYS[2], 'MINID', '~', keep, id, 'm', text)\n"
+    "  add('m', text)\n"
     "else\n"
     "  text = '[' .. first .. ',\"' .. epoch .. '\",' .. ARGV[8]\n"
-    "  redis.call('XADD', KEYS[2], 'MINID', '~', keep, id, 'n', ARGV[7], 'b', ARGV[8])\n"
+    "  add('n', ARGV[7], 'b', ARGV[8])\n"
     "end\n"
-    "local left = redis.call('PTTL', KEYS[2])\n"
-    "if left < tonumber(ARGV[3]) * 1000 or left > tonumber(ARGV[4]) * 1000 then\n"
+    "if refresh then\n"
     "  redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
     "  redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
     "end\n"
@@ -277,11 +285,11 @@ static int batch_args(const ps_payload *msgs, const ps__parts *parts, char **len
 
 long ps__script_publish_cmd(char **cmd, const ps__script_target *t, const ps_payload *msgs,
                             const ps__parts *parts, const ps_history_policy *hist,
-                            const char *epoch)
+                            const char *epoch, int refresh)
 {
     struct args a;
     struct keys k;
-    char size[16], ttl[16], keep[24], n[24], channel[400];
+    char size[16], keep[24], n[24], channel[400];
     int len =
         snprintf(channel, sizeof(channel), "%.*s%s", (int)t->prefix_len, t->prefix, t->channel);
     char *lens = NULL, *body = NULL;
@@ -289,14 +297,13 @@ long ps__script_publish_cmd(char **cmd, const ps__script_target *t, const ps_pay
     long rc = -1;
 
     snprintf(size, sizeof(size), "%u", (unsigned)hist->size);
-    snprintf(ttl, sizeof(ttl), "%u", (unsigned)hist->ttl_s);
     snprintf(keep, sizeof(keep), "%llu",
              (unsigned long long)hist->ttl_s + PS_TTL_SLACK(hist->ttl_s));
     snprintf(n, sizeof(n), "%zu", parts->n);
     head_args(&a, &k, t);
     arg_str(&a, epoch);
     arg_str(&a, size);
-    arg_str(&a, ttl);
+    arg_str(&a, refresh ? "1" : "");
     arg_str(&a, keep);
     arg(&a, channel, (size_t)len);
     arg_str(&a, n);

@@ -29,12 +29,13 @@ typedef struct ps__script_target {
 } ps__script_target;
 
 /* Formats EVALSHA of the publish script for the messages msgs (checked
- * with ps__parts_check, which gave parts). On success *cmd is the RESP
+ * with ps__parts_check, which gave parts); refresh: the keys' TTLs are due
+ * (ps__refresh_due). On success *cmd is the RESP
  * command (free with redisFreeCommand) and its length is returned; -1 on
  * OOM. */
 long ps__script_publish_cmd(char **cmd, const ps__script_target *t, const ps_payload *msgs,
                             const ps__parts *parts, const ps_history_policy *hist,
-                            const char *epoch);
+                            const char *epoch, int refresh);
 /* The same for the history read script. */
 long ps__script_history_cmd(char **cmd, const ps__script_target *t, int64_t since, size_t limit,
                             const ps_history_policy *hist, const char *epoch);

@@ -53,29 +53,36 @@ for _ in $(seq 50); do curl -fs "http://127.0.0.1:$gw_port/readyz" >/dev/null 2>
 
 # CPU seconds Redis has used (user + sys), and the gateway's (utime + stime).
 redis_cpu() { redis-cli -p "$redis_port" info cpu | awk -F: '/used_cpu_(user|sys):/{s+=$2} END{printf "%.6f", s}'; }
+# Commands of one kind Redis has run ($1: evalsha for history, publish for
+# plain; a script's own PUBLISH counts as a publish too, hence one kind):
+# messages per command shows how much group commit gathered.
+redis_cmds() { redis-cli -p "$redis_port" info commandstats | awk -F'[:=,]' -v k="cmdstat_$1" '$1==k{print $3; f=1} END{if(!f) print 0}'; }
 gw_cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.6f", ($14+$15)/hz}' "/proc/$gw_pid/stat"; }
 
-printf '%-12s %6s %12s %9s %9s %16s %16s\n' channel batch "messages/s" "p50 ms" "p99 ms" "redis µs/msg" "gateway µs/msg"
+printf '%-12s %6s %12s %9s %9s %16s %16s %9s\n' channel batch "messages/s" "p50 ms" "p99 ms" "redis µs/msg" "gateway µs/msg" "msgs/cmd"
 results=()
 for channel in job:bench plain:bench; do
   for batch in 1 50; do
-    r0=$(redis_cpu); g0=$(gw_cpu_s)
+    kind=publish; [ "$channel" = job:bench ] && kind=evalsha
+    r0=$(redis_cpu); g0=$(gw_cpu_s); c0=$(redis_cmds $kind)
     out=$(taskset -c "$load_cpu" node tests/bench/publish-load.mjs --port "$gw_port" --key "$key" \
       --channel "$channel" --seconds "$secs" --concurrency 32 --batch "$batch")
-    r1=$(redis_cpu); g1=$(gw_cpu_s)
+    r1=$(redis_cpu); g1=$(gw_cpu_s); c1=$(redis_cmds $kind)
     line=$(node -e '
       const o = JSON.parse(process.argv[1]);
-      const [ch, batch, r0, r1, g0, g1] = process.argv.slice(2);
+      const [ch, batch, r0, r1, g0, g1, c0, c1] = process.argv.slice(2);
       o.channel = ch; o.batch = Number(batch);
       o.redis_us_per_msg = +((r1 - r0) * 1e6 / o.messages).toFixed(2);
       o.gateway_us_per_msg = +((g1 - g0) * 1e6 / o.messages).toFixed(2);
-      console.log(JSON.stringify(o));' "$out" "$channel" "$batch" "$r0" "$r1" "$g0" "$g1")
+      o.messages_per_command = +(o.messages / Math.max(1, c1 - c0)).toFixed(2);
+      console.log(JSON.stringify(o));' "$out" "$channel" "$batch" "$r0" "$r1" "$g0" "$g1" "$c0" "$c1")
     results+=("$line")
     node -e '
       const o = JSON.parse(process.argv[1]);
       console.log(`${o.channel.padEnd(12)} ${String(o.batch).padStart(6)} ${String(o.messages_per_s).padStart(12)} ` +
         `${o.p50_ms.toFixed(2).padStart(9)} ${o.p99_ms.toFixed(2).padStart(9)} ` +
-        `${String(o.redis_us_per_msg).padStart(16)} ${String(o.gateway_us_per_msg).padStart(16)}`);' "$line"
+        `${String(o.redis_us_per_msg).padStart(16)} ${String(o.gateway_us_per_msg).padStart(16)} ` +
+        `${String(o.messages_per_command).padStart(9)}`);' "$line"
   done
 done
 node -e '

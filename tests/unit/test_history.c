@@ -498,8 +498,10 @@ static long long pttl(const char *kind, const char *channel)
     return sync_integer(main_server.port, "PTTL %s", key);
 }
 
-/* Both keys live ttl to ttl + slack (60 + 3 s here) after every publish,
- * and are refreshed only once they fell below ttl. */
+/* Both keys live ttl to ttl + slack (60 + 3 s here) after every publish.
+ * The bus refreshes them when it last did slack seconds ago or more (its
+ * own clock, ttl_refresh.c), not when Redis says they fell below ttl, so
+ * aged keys stay as they are until then (ttl_refreshed_after_the_slack). */
 static void ttl_on_both_keys(void **state)
 {
     fixture *f = *state;
@@ -512,14 +514,11 @@ static void ttl_on_both_keys(void **state)
     assert_true(ms > 60000 && ms <= 63000);
     ms = pttl("h", "job:3");
     assert_true(ms > 60000 && ms <= 63000);
-    /* Still over ttl: left alone. */
-    age_keys("job:3", 61000);
+    /* Refreshed less than slack (3 s) ago: left alone, whatever is left
+     * (an EXPIRE here would put both back over 60 s). */
+    age_keys("job:3", 61500);
     publish_range(f, "job:3", 3, 3, 10);
-    assert_true(pttl("m", "job:3") <= 61000 && pttl("h", "job:3") <= 61000);
-    /* Below ttl: both refreshed. */
-    age_keys("job:3", 59000);
-    publish_range(f, "job:3", 4, 4, 10);
-    assert_true(pttl("m", "job:3") > 62000 && pttl("h", "job:3") > 62000);
+    assert_true(pttl("m", "job:3") <= 61500 && pttl("h", "job:3") <= 61500);
     /* A read creating the epoch sets the TTL on the meta; no stream yet. */
     read_wait(f, "job:4", 0, 10, 10, 30);
     ms = pttl("m", "job:4");
@@ -527,11 +526,51 @@ static void ttl_on_both_keys(void **state)
     assert_int_equal(sync_integer(main_server.port, "EXISTS %s", "wsgw:h:{job:4}"), 0);
     /* A read does not extend an existing history. */
     read_wait(f, "job:3", 0, 10, 10, 3600);
-    assert_true(pttl("m", "job:3") <= 63000);
+    assert_true(pttl("m", "job:3") <= 61500);
     /* The first publish after that read gives the stream its TTL, and the
      * meta the same one. */
     publish_range(f, "job:4", 1, 1, 10);
     assert_true(pttl("h", "job:4") > 60000 && pttl("m", "job:4") > 60000);
+}
+
+/* What the bus cannot know, the script sees: a stream deleted behind its
+ * back is created again with its TTL, although the bus refreshed the
+ * channel a moment ago; the offsets go on (the meta is intact). */
+static void ttl_on_a_stream_recreated(void **state)
+{
+    fixture *f = *state;
+    char key[] = "wsgw:h:{job:5}";
+
+    bus_add(f, main_server.port);
+    wait_up(f);
+    publish_range(f, "job:5", 1, 2, 10);
+    age_keys("job:5", 61000);
+    freeReplyObject(sync_command(main_server.port, NULL, "DEL %s", key));
+    publish_range(f, "job:5", 3, 3, 10);
+    assert_int_equal(f->pubs[2].offset, 3);
+    assert_true(pttl("h", "job:5") > 62000 && pttl("m", "job:5") > 62000);
+    assert_int_equal(sync_integer(main_server.port, "XLEN %s", key), 1);
+}
+
+/* Once slack seconds passed since the last refresh (1 s for ttl 16), the
+ * next publish refreshes both keys, however much Redis says is left. */
+static void ttl_refreshed_after_the_slack(void **state)
+{
+    fixture *f = *state;
+
+    bus_add(f, main_server.port);
+    wait_up(f);
+    assert_int_equal(publish_h(f, 0, "job:6", "{}", 10, 16), PS_OK);
+    WAIT(f, got_pubs, 1);
+    age_keys("job:6", 15500);
+    assert_int_equal(publish_h(f, 0, "job:6", "{}", 10, 16), PS_OK);
+    WAIT(f, got_pubs, 2);
+    assert_true(pttl("h", "job:6") <= 15500); /* within the slack */
+    run_until(f, never, 1100); /* the loop's clock, which the bus reads */
+    assert_int_equal(publish_h(f, 0, "job:6", "{}", 10, 16), PS_OK);
+    WAIT(f, got_pubs, 3);
+    assert_true(pttl("h", "job:6") > 16000 && pttl("h", "job:6") <= 17000);
+    assert_true(pttl("m", "job:6") > 16000 && pttl("m", "job:6") <= 17000);
 }
 
 /* A policy whose TTL shrank takes effect with the next publish. */
@@ -1174,6 +1213,37 @@ static void singles_in_one_turn_share_one_script(void **state)
     assert_int_equal(read_wait(f, "job:g", 0, 100, 100, 60)->n, 20);
 }
 
+/* One flush in flight at a time: publishes asked for while the previous
+ * script call awaits its reply (Redis paused here, so that it surely
+ * does) wait for that reply and then go together, as one script call, in
+ * issue order, each with its own offset. */
+static void publishes_gather_while_a_call_is_in_flight(void **state)
+{
+    fixture *f = *state;
+    const char *chans[] = {"job:w"};
+    ps_history_policy p = {100, 60};
+    long long evalsha;
+    int i;
+
+    two_buses(f, chans, 1);
+    evalsha = calls_of("evalsha");
+    assert_int_equal(publish_i(f, 0, "job:w", &p), PS_OK);
+    freeReplyObject(sync_command(main_server.port, NULL, "CLIENT PAUSE %s ALL", "300"));
+    run_until(f, never, 20); /* the first call goes out and waits in Redis */
+    assert_int_equal(f->npubs, 0);
+    for (i = 1; i < 10; i++) {
+        assert_int_equal(publish_i(f, i, "job:w", &p), PS_OK);
+        run_until(f, never, 5); /* turns pass; the queue waits */
+    }
+    WAIT(f, got_pubs, 10);
+    WAIT(f, got_msgs, 10);
+    assert_int_equal(calls_of("evalsha") - evalsha, 2);
+    for (i = 0; i < 10; i++) {
+        assert_int_equal(f->pubs[i].status, PS_OK);
+        assert_int_equal(f->pubs[i].offset, i + 1);
+    }
+}
+
 /* Runs break at another channel, a plain publish, another policy and the
  * run bound (100 messages); the link sends everything in issue order, so
  * subscribers hear it in that order across channels, and an explicit
@@ -1601,6 +1671,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(trimmed_to_size, setup, teardown),
         cmocka_unit_test_setup_teardown(stream_stays_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(ttl_on_both_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(ttl_on_a_stream_recreated, setup, teardown),
+        cmocka_unit_test_setup_teardown(ttl_refreshed_after_the_slack, setup, teardown),
         cmocka_unit_test_setup_teardown(ttl_follows_a_smaller_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(read_creates_the_epoch_of_the_next_publish, setup,
                                         teardown),
@@ -1616,6 +1688,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(odd_envelopes_in_a_batch_read_as_heard, setup, teardown),
         cmocka_unit_test_setup_teardown(entries_of_the_previous_layout_still_read, setup, teardown),
         cmocka_unit_test_setup_teardown(singles_in_one_turn_share_one_script, setup, teardown),
+        cmocka_unit_test_setup_teardown(publishes_gather_while_a_call_is_in_flight, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(interleaved_channels_keep_issue_order, setup, teardown),
         cmocka_unit_test_setup_teardown(failed_run_fails_each_message_once, setup, teardown),
         cmocka_unit_test_setup_teardown(stop_completes_queued_publishes, setup, teardown),
