@@ -219,9 +219,10 @@ typedef void ps_subscribed_cb(void *udata, const char *channel);
 /* How a channel keeps history: the last `size` messages for `ttl_s` seconds
  * after the last publish. size 0: no history (plain PUBLISH). With size > 0,
  * ttl_s must be at least 1 (else PS_EINVAL). The Redis bus keeps them at
- * least ttl_s and at most ttl_s + PS_TTL_SLACK(ttl_s) seconds: it refreshes
- * the keys' TTLs only once they fell below ttl_s, which spares most
- * publishes to a busy channel two EXPIREs. */
+ * least ttl_s and at most ttl_s + PS_TTL_SLACK(ttl_s) seconds after each
+ * publish: it refreshes the keys' TTLs (to ttl_s + slack) at most once per
+ * slack and channel, which spares most publishes to a busy channel two
+ * EXPIREs and the question whether they are due. */
 #define PS_TTL_SLACK(ttl_s) ((ttl_s) / 16 < 60 ? (ttl_s) / 16 : 60)
 typedef struct ps_history_policy {
     uint32_t size;
