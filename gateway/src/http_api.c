@@ -499,7 +499,7 @@ static void slot_fail(api_slot *s, int status)
 
 /* Consecutive messages of a request to one history channel go to the bus
  * as one batch (one Redis script: one meta read, one stream entry, one
- * TTL check, one PUBLISH), which is what makes batched history publishing
+ * PUBLISH), which is what makes batched history publishing
  * cheap. A run is bounded so that a single script call stays short for
  * everyone else on that Redis (it copies at most RUN_MAX_BYTES into the
  * stream and into the PUBLISH) and its payload well under the bus's 1 MiB.

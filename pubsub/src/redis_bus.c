@@ -1127,8 +1127,8 @@ static int redis_history(ps_bus *base, const char *channel, int64_t since, size_
 /* ------------------------------------------------------------ group commit */
 
 /* A run: consecutive history publishes to one channel with one policy,
- * sent as one publish script (one meta read, one stream entry, one TTL
- * check, one PUBLISH) instead of one each. Bounded like the HTTP API's
+ * sent as one publish script (one meta read, one stream entry, one
+ * PUBLISH) instead of one each. Bounded like the HTTP API's
  * runs, so that one script call stays short for everyone else on that
  * Redis; a batch over the bounds goes alone, as it came. */
 #define RUN_MAX 100
