@@ -11,7 +11,11 @@
 # /proc/<pid>/stat). The history path's cost is the Lua script (offset,
 # XADD, PUBLISH in one atomic step) against a plain PUBLISH.
 #
-#   bash tests/bench/publish-throughput.sh [seconds per run, default 5]
+#   bash tests/bench/publish-throughput.sh [seconds per run, default 5] [rounds, default 1]
+#
+# With several rounds each round runs the four in turn (history and plain
+# alternate, so that a disturbance of the shared machine hits both), and
+# the summary gives each round's history/plain ratio and their median.
 #
 # Needs a build (build/bin/wsgw; BUILD_DIR to use another) and redis-server.
 # Stops everything it started.
@@ -19,6 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 secs=${1:-5}
+rounds=${2:-1}
 bin=${BUILD_DIR:-$root/build}/bin/wsgw
 [ -x "$bin" ] || { echo "publish-throughput: no $bin (build first)" >&2; exit 2; }
 cpus=$(nproc)
@@ -61,8 +66,9 @@ gw_cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.6f", ($14+$15)/hz}' "/pr
 
 printf '%-12s %6s %12s %9s %9s %16s %16s %9s\n' channel batch "messages/s" "p50 ms" "p99 ms" "redis µs/msg" "gateway µs/msg" "msgs/cmd"
 results=()
-for channel in job:bench plain:bench; do
-  for batch in 1 50; do
+for round in $(seq "$rounds"); do
+for batch in 1 50; do
+  for channel in job:bench plain:bench; do
     kind=publish; [ "$channel" = job:bench ] && kind=evalsha
     r0=$(redis_cpu); g0=$(gw_cpu_s); c0=$(redis_cmds $kind)
     out=$(taskset -c "$load_cpu" node tests/bench/publish-load.mjs --port "$gw_port" --key "$key" \
@@ -71,11 +77,11 @@ for channel in job:bench plain:bench; do
     line=$(node -e '
       const o = JSON.parse(process.argv[1]);
       const [ch, batch, r0, r1, g0, g1, c0, c1] = process.argv.slice(2);
-      o.channel = ch; o.batch = Number(batch);
+      o.channel = ch; o.batch = Number(batch); o.round = Number(process.argv[10]);
       o.redis_us_per_msg = +((r1 - r0) * 1e6 / o.messages).toFixed(2);
       o.gateway_us_per_msg = +((g1 - g0) * 1e6 / o.messages).toFixed(2);
       o.messages_per_command = +(o.messages / Math.max(1, c1 - c0)).toFixed(2);
-      console.log(JSON.stringify(o));' "$out" "$channel" "$batch" "$r0" "$r1" "$g0" "$g1" "$c0" "$c1")
+      console.log(JSON.stringify(o));' "$out" "$channel" "$batch" "$r0" "$r1" "$g0" "$g1" "$c0" "$c1" "$round")
     results+=("$line")
     node -e '
       const o = JSON.parse(process.argv[1]);
@@ -85,13 +91,18 @@ for channel in job:bench plain:bench; do
         `${String(o.messages_per_command).padStart(9)}`);' "$line"
   done
 done
+done
 node -e '
   const rs = process.argv.slice(1).map((l) => JSON.parse(l));
-  const get = (ch, b) => rs.find((r) => r.channel === ch && r.batch === b);
+  const get = (ch, b, r) => rs.find((x) => x.channel === ch && x.batch === b && x.round === r);
+  const median = (v) => { const s = [...v].sort((a, b) => a - b), m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+  const rounds = [...new Set(rs.map((x) => x.round))];
   for (const b of [1, 50]) {
-    const h = get("job:bench", b), p = get("plain:bench", b);
-    console.log(`batch ${b}: history/plain Redis CPU per message ${(h.redis_us_per_msg / p.redis_us_per_msg).toFixed(2)}x, ` +
-      `throughput ${(h.messages_per_s / p.messages_per_s).toFixed(2)}x`);
+    const cpu = rounds.map((r) => get("job:bench", b, r).redis_us_per_msg / get("plain:bench", b, r).redis_us_per_msg);
+    const tput = rounds.map((r) => get("job:bench", b, r).messages_per_s / get("plain:bench", b, r).messages_per_s);
+    const each = rounds.length > 1 ? ` (rounds: ${cpu.map((x) => x.toFixed(2)).join(", ")})` : "";
+    console.log(`batch ${b}: history/plain Redis CPU per message ${median(cpu).toFixed(2)}x${each}, ` +
+      `throughput ${median(tput).toFixed(2)}x`);
   }
   console.log(JSON.stringify({ machine: { cpus: require("os").cpus().length, model: require("os").cpus()[0].model }, results: rs }));
 ' "${results[@]}"
