@@ -7,10 +7,15 @@
 //
 //   node publish-load.mjs --port 8080 --key KEY --channel job:1 \
 //        [--seconds 5] [--concurrency 32] [--batch 1] [--payload-bytes 100]
+//        [--channels 1]
+//
+// --channels N spreads the requests over N channels (the channel name with
+// ":0" .. ":N-1" appended, one after the other), as many jobs reporting
+// progress at once would; 1 keeps the one channel given.
 import http from 'node:http';
 
 function args() {
-  const a = { port: 8080, key: '', channel: 'job:bench', seconds: 5, concurrency: 32, batch: 1, payloadBytes: 100 };
+  const a = { port: 8080, key: '', channel: 'job:bench', seconds: 5, concurrency: 32, batch: 1, payloadBytes: 100, channels: 1 };
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i += 2) {
     const k = argv[i].replace(/^--/, '').replace(/-([a-z])/g, (_, c) => c.toUpperCase());
@@ -23,9 +28,13 @@ function args() {
 const o = args();
 const agent = new http.Agent({ keepAlive: true, maxSockets: o.concurrency });
 const data = { state: 'running', pad: 'x'.repeat(Math.max(0, o.payloadBytes - 30)) };
-const body = o.batch > 1
-  ? JSON.stringify({ messages: Array.from({ length: o.batch }, () => ({ channel: o.channel, data })) })
-  : JSON.stringify({ channel: o.channel, data });
+const bodyFor = (channel) => (o.batch > 1
+  ? JSON.stringify({ messages: Array.from({ length: o.batch }, () => ({ channel, data })) })
+  : JSON.stringify({ channel, data }));
+const bodies = o.channels > 1
+  ? Array.from({ length: o.channels }, (_, i) => bodyFor(`${o.channel}:${i}`))
+  : [bodyFor(o.channel)];
+let next = 0;
 const lat = [];
 let requests = 0;
 let failures = 0;
@@ -33,6 +42,7 @@ const t0 = process.hrtime.bigint();
 const deadline = t0 + BigInt(o.seconds * 1e9);
 
 function one() {
+  const body = bodies[next++ % bodies.length];
   return new Promise((resolve) => {
     const start = process.hrtime.bigint();
     const req = http.request({
