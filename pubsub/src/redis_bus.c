@@ -159,20 +159,33 @@ typedef struct rlink {
     uv_timer_t timer;  /* backoff delay, connect timeout, or heartbeat */
 } rlink;
 
-/* One caller's share of a publish command: count messages, from the
- * command's message `first` on (their offsets follow the first one's). */
+/* One caller's share of a publish command: count messages, from message
+ * `first` of its group on (their offsets follow the first one's). */
 typedef struct member {
     ps_publish_cb *cb;
     void *udata;
     size_t count, first;
+    size_t group; /* a publish script's: which group of the command */
 } member;
+
+/* One group of a publish script command (consecutive messages to one
+ * channel under one policy): the channel and ttl ps__refresh_done records
+ * when the group refreshes TTLs (a malloc'd copy, else NULL), and, once
+ * Redis answered, the group's own outcome. */
+typedef struct group {
+    char *refreshes;
+    uint32_t ttl_s;
+    int status;
+    ps_publish_result res;
+} group;
 
 /* One publish or history read the bus owes an outcome, from the call that
  * asked for it until complete(). It waits in the queue until the end of
  * the loop turn (flush), then rides on one command on the cmd link: a
  * PUBLISH, a publish script or a history script. A run of history
- * publishes to one channel becomes one publish script: the first req of
- * the run then carries every caller as a member, and the others go.
+ * publishes (one channel or several) becomes one publish script: the
+ * first req of the run then carries every caller as a member, and the
+ * others go.
  * hiredis holds a sent req as privdata and hands it back exactly once per
  * command sent (with the reply, or NULL when the context dies); the bus
  * lists every req in `pending` so that stop() can complete it first. */
@@ -200,12 +213,12 @@ typedef struct req {
     ps_history_policy hist;
     ps_payload msg1, *msgs; /* msgs is &msg1 for one message */
     ps__parts parts;
-    /* A publish script that refreshes its keys' TTLs: the channel (a copy,
-     * malloc'd), policy and send time ps__refresh_done records once Redis
-     * answered it. */
-    char *refreshes;
-    uint32_t refresh_ttl_s;
-    uint64_t refresh_at_ms;
+    /* A publish script's groups, in command order (malloc'd), when it was
+     * built (for ps__refresh_done), and whether their outcomes are in. */
+    group *groups;
+    size_t ngroups;
+    uint64_t built_ms;
+    int answered;
     int resent; /* after NOSCRIPT, once */
     int done;   /* outcome reported; now only waiting for hiredis to let go */
 } req;
@@ -789,6 +802,17 @@ static void on_link_timer(uv_timer_t *t)
 
 /* ------------------------------------------------------------ commands */
 
+static void free_groups(req *q)
+{
+    size_t i;
+
+    for (i = 0; i < q->ngroups; i++)
+        free(q->groups[i].refreshes);
+    free(q->groups);
+    q->groups = NULL;
+    q->ngroups = 0;
+}
+
 static void req_free(req *q)
 {
     if (q->cmd)
@@ -798,7 +822,7 @@ static void req_free(req *q)
     ps__parts_clear(&q->parts);
     free(q->data);
     free(q->many);
-    free(q->refreshes);
+    free_groups(q);
     free(q);
 }
 
@@ -845,14 +869,21 @@ static void report_members(req *q, int status, const ps_publish_result *res)
     q->outcome_res = res;
     while (q->reported < q->nmembers) {
         const member *m = q->many ? &q->many[q->reported] : &q->one;
+        int mst = status;
+        const ps_publish_result *mres = res;
         q->reported++;
-        *(status == PS_OK ? &st->publishes : &st->publish_errors) += m->count;
-        if (res) {
-            mine = *res;
+        if (status == PS_OK && q->answered) {
+            /* A publish script: each group answered for itself. */
+            mst = q->groups[m->group].status;
+            mres = mst == PS_OK ? &q->groups[m->group].res : NULL;
+        }
+        *(mst == PS_OK ? &st->publishes : &st->publish_errors) += m->count;
+        if (mres) {
+            mine = *mres;
             mine.offset += (int64_t)m->first;
         }
         if (m->cb)
-            m->cb(m->udata, status, res ? &mine : NULL);
+            m->cb(m->udata, mst, mres ? &mine : NULL);
     }
     b->reporting = outer;
 }
@@ -876,26 +907,44 @@ static void complete(req *q, int status, const ps_publish_result *res, const ps_
 
 /* A reply that is not an error: what it means depends on the command. A
  * script reply of the wrong shape means someone else wrote our keys. */
+/* Takes in each group's outcome from a publish script's reply (of the
+ * right shape), and records the TTL refreshes that happened. */
+static void take_groups(req *q, const redisReply *r)
+{
+    redis_bus *b = q->bus;
+    const char *err;
+    size_t i;
+
+    for (i = 0; i < q->ngroups; i++) {
+        group *g = &q->groups[i];
+        g->status = ps__script_publish_group(r, i, &g->res, &err);
+        if (err)
+            set_error(&b->cmd, "EVALSHA: %s", err);
+        else if (g->status != PS_OK)
+            set_error(&b->cmd, "EVALSHA: unexpected reply");
+        if (g->status == PS_OK && g->refreshes)
+            ps__refresh_done(&b->refreshed, g->refreshes, g->ttl_s, q->built_ms);
+    }
+    q->answered = 1;
+}
+
 static void complete_with(req *q, const redisReply *r)
 {
-    ps_publish_result res;
     ps_history h;
     int rc = PS_OK;
 
     if (q->hist_cb)
         rc = ps__script_history_reply(r, &h);
-    else if (q->script >= 0)
-        rc = ps__script_publish_reply(r, &res);
+    else if (q->script >= 0 && (rc = ps__script_publish_reply(r, q->ngroups)) == PS_OK)
+        take_groups(q, r);
     if (rc == PS_EINVAL)
         set_error(&q->bus->cmd, "EVALSHA: unexpected reply");
-    if (rc == PS_OK && q->refreshes)
-        ps__refresh_done(&q->bus->refreshed, q->refreshes, q->refresh_ttl_s, q->refresh_at_ms);
     if (rc != PS_OK)
         complete(q, rc, NULL, NULL);
     else if (q->hist_cb)
         complete(q, PS_OK, NULL, &h);
     else
-        complete(q, PS_OK, q->script >= 0 ? &res : NULL, NULL);
+        complete(q, PS_OK, NULL, NULL);
     if (rc == PS_OK && q->hist_cb)
         free((void *)h.entries);
 }
@@ -988,30 +1037,6 @@ static ps__script_target target_of(const redis_bus *b, enum ps__script which, co
     return t;
 }
 
-/* Formats the publish script's command for msgs into q, asking it to
- * refresh the TTLs when they are due (ttl_refresh.c). */
-static int format_publish(redis_bus *b, req *q, const char *channel, const ps_payload *msgs,
-                          const ps__parts *parts, const ps_history_policy *hist)
-{
-    ps__script_target t = target_of(b, PS__SCRIPT_PUBLISH, channel);
-    char epoch[PS__EPOCH_LEN + 1];
-    uint64_t now = uv_now(b->loop);
-    long len;
-
-    if (ps__refresh_due(&b->refreshed, channel, hist->ttl_s, now)) {
-        if (!(q->refreshes = strdup(channel)))
-            return PS_ENOMEM;
-        q->refresh_ttl_s = hist->ttl_s;
-        q->refresh_at_ms = now;
-    }
-    ps__epoch_new(&b->epochs, epoch);
-    len = ps__script_publish_cmd(&q->cmd, &t, msgs, parts, hist, epoch, q->refreshes != NULL);
-    if (len < 0)
-        return PS_ENOMEM;
-    q->cmd_len = (size_t)len;
-    return PS_OK;
-}
-
 /* A plain PUBLISH, formatted now: the payload is the caller's only until
  * the call returns. */
 static int format_plain(redis_bus *b, req *q, const char *channel, const ps_payload *msg)
@@ -1078,7 +1103,7 @@ static int redis_publish(ps_bus *base, const char *channel, const ps_payload *ms
     if (rc == PS_OK && !(q = req_new(b, hist ? PS__SCRIPT_PUBLISH : -1, NULL)))
         rc = PS_ENOMEM;
     if (q) {
-        q->one = (member){cb, udata, n, 0};
+        q->one = (member){cb, udata, n, 0, 0};
         q->nmembers = 1;
         q->len = parts.total;
         q->count = n;
@@ -1126,11 +1151,17 @@ static int redis_history(ps_bus *base, const char *channel, int64_t since, size_
 
 /* ------------------------------------------------------------ group commit */
 
-/* A run: consecutive history publishes to one channel with one policy,
- * sent as one publish script (one meta read, one stream entry, one
- * PUBLISH) instead of one each. Bounded like the HTTP API's
- * runs, so that one script call stays short for everyone else on that
- * Redis; a batch over the bounds goes alone, as it came. */
+/* A run: consecutive history publishes, sent as one publish script
+ * instead of one each. Within it, each stretch of messages to one channel
+ * under one policy is a group (one meta read, one stream entry, one
+ * PUBLISH); groups of other channels ride along, so that the script's
+ * fixed cost (the EVALSHA itself, its round trip) is paid once per run
+ * even when every message goes to another channel (many jobs reporting
+ * at once). Redis runs the groups in issue order. Bounded like the HTTP
+ * API's runs, so that one script call stays short for everyone else on
+ * that Redis; a batch over the bounds goes alone, as it came. A run needs
+ * all its keys on one Redis: a bus for Redis Cluster would form runs per
+ * hash slot. */
 #define RUN_MAX 100
 #define RUN_MAX_BYTES (256u * 1024u)
 
@@ -1139,14 +1170,13 @@ static int is_hist_publish(const req *q)
     return q->script == PS__SCRIPT_PUBLISH && q->data;
 }
 
-/* Can next join the run q starts, which holds count messages of len bytes? */
-static int joins(const redis_bus *b, const req *q, const req *next, size_t count, size_t len)
+/* Can next join a run that holds count messages of len bytes? */
+static int joins(const redis_bus *b, const req *next, size_t count, size_t len)
 {
     size_t max_bytes = b->max_payload < RUN_MAX_BYTES ? b->max_payload : RUN_MAX_BYTES;
 
-    return is_hist_publish(next) && strcmp(next->channel, q->channel) == 0 &&
-           next->hist.size == q->hist.size && next->hist.ttl_s == q->hist.ttl_s &&
-           count + next->count <= RUN_MAX && len + next->len <= max_bytes;
+    return is_hist_publish(next) && count + next->count <= RUN_MAX &&
+           len + next->len <= max_bytes;
 }
 
 /* Moves from b->flushing onto q's qnext chain the publishes that join it. */
@@ -1155,7 +1185,7 @@ static void take_run(redis_bus *b, req *q)
     size_t count = q->count, len = q->len;
     req **tail = &q->qnext;
 
-    while (b->flushing && joins(b, q, b->flushing, count, len)) {
+    while (b->flushing && joins(b, b->flushing, count, len)) {
         req *next = b->flushing;
         b->flushing = next->qnext;
         next->qnext = NULL;
@@ -1166,50 +1196,132 @@ static void take_run(redis_bus *b, req *q)
     }
 }
 
-/* The messages, checks and callers of the run q heads, side by side. */
+/* Does r continue the group that prev is in? */
+static int same_group(const req *prev, const req *r)
+{
+    return strcmp(prev->channel, r->channel) == 0 && prev->hist.size == r->hist.size &&
+           prev->hist.ttl_s == r->hist.ttl_s;
+}
+
+/* The messages, checks and callers of the run q heads, side by side, cut
+ * into groups. Each group's parts point into `partv` (not owned). */
 typedef struct run_parts {
     ps_payload *msgs;
-    ps__parts parts;
+    ps__part *partv;
+    ps__parts *gparts;
+    ps__publish_group *groups;
+    char (*epochs)[PS__EPOCH_LEN + 1];
     member *members;
+    size_t ngroups;
 } run_parts;
 
-static int gather(const req *q, run_parts *g)
+static void run_parts_free(run_parts *g)
 {
-    size_t n = 0, k = 0, i;
-    const req *r;
+    free(g->msgs);
+    free(g->partv);
+    free(g->gparts);
+    free(g->groups);
+    free(g->epochs);
+    free(g->members);
+}
 
-    for (r = q; r; r = r->qnext)
-        n += r->count, k++;
-    g->parts = (ps__parts){.n = n};
+static int gather_alloc(const req *q, run_parts *g)
+{
+    size_t n = 0, k = 0, ng = 0;
+    const req *r, *prev = NULL;
+
+    for (r = q; r; prev = r, r = r->qnext) {
+        n += r->count;
+        k++;
+        ng += !prev || !same_group(prev, r);
+    }
     g->msgs = malloc(n * sizeof(*g->msgs));
-    g->parts.many = malloc(n * sizeof(*g->parts.many));
+    g->partv = malloc(n * sizeof(*g->partv));
+    g->gparts = calloc(ng, sizeof(*g->gparts));
+    g->groups = calloc(ng, sizeof(*g->groups));
+    g->epochs = malloc(ng * sizeof(*g->epochs));
     g->members = malloc(k * sizeof(*g->members));
-    if (!g->msgs || !g->parts.many || !g->members)
+    return g->msgs && g->partv && g->gparts && g->groups && g->epochs && g->members ? PS_OK
+                                                                                    : PS_ENOMEM;
+}
+
+/* Lays the run's messages out group after group, one member per req. */
+static int gather(redis_bus *b, const req *q, run_parts *g)
+{
+    size_t n = 0, k = 0, i, at = 0;
+    const req *r, *prev = NULL;
+    ps__parts *gp = NULL;
+
+    if (gather_alloc(q, g) != PS_OK)
         return PS_ENOMEM;
-    for (n = 0, k = 0, r = q; r; r = r->qnext, k++) {
-        g->members[k] = r->one;
-        g->members[k].first = n;
-        for (i = 0; i < r->count; i++, n++) {
-            g->msgs[n] = r->msgs[i];
-            g->parts.many[n] = *ps__part_at(&r->parts, i);
+    for (r = q; r; prev = r, r = r->qnext, k++) {
+        if (!prev || !same_group(prev, r)) {
+            ps__publish_group *pg = &g->groups[g->ngroups];
+            gp = &g->gparts[g->ngroups];
+            ps__epoch_new(&b->epochs, g->epochs[g->ngroups]);
+            *pg = (ps__publish_group){r->channel, &g->msgs[n], gp, &r->hist,
+                                      g->epochs[g->ngroups], 0};
+            g->ngroups++;
+            at = 0;
         }
-        g->parts.total += r->len;
+        g->members[k] = r->one;
+        g->members[k].group = g->ngroups - 1;
+        g->members[k].first = at;
+        for (i = 0; i < r->count; i++, n++, at++) {
+            g->msgs[n] = r->msgs[i];
+            g->partv[n] = *ps__part_at(&r->parts, i);
+        }
+        gp->n += r->count;
+        gp->total += r->len;
+        gp->one = g->partv[n - gp->n];
+        gp->many = gp->n > 1 ? &g->partv[n - gp->n] : NULL;
+    }
+    return PS_OK;
+}
+
+/* Which groups refresh their keys' TTLs (ttl_refresh.c), noted in q for
+ * the reply (a copy of the channel each). */
+static int plan_refreshes(redis_bus *b, req *q, run_parts *g)
+{
+    size_t i;
+
+    q->built_ms = uv_now(b->loop);
+    if (!(q->groups = calloc(g->ngroups, sizeof(*q->groups))))
+        return PS_ENOMEM;
+    q->ngroups = g->ngroups;
+    for (i = 0; i < g->ngroups; i++) {
+        ps__publish_group *pg = &g->groups[i];
+        if (!ps__refresh_due(&b->refreshed, pg->channel, pg->hist->ttl_s, q->built_ms))
+            continue;
+        if (!(q->groups[i].refreshes = strdup(pg->channel)))
+            return PS_ENOMEM;
+        q->groups[i].ttl_s = pg->hist->ttl_s;
+        pg->refresh = 1;
     }
     return PS_OK;
 }
 
 /* Makes q the run's one command: its members are every caller of the run
  * and its bounds theirs; the others go. Returns PS_OK or PS_ENOMEM (then
- * nothing changed). */
+ * nothing changed but q's groups, which are dropped). */
 static int merge_run(redis_bus *b, req *q)
 {
     run_parts g = {0};
     req *r;
-    int rc = gather(q, &g);
+    long len;
+    int rc = gather(b, q, &g);
 
     if (rc == PS_OK)
-        rc = format_publish(b, q, q->channel, g.msgs, &g.parts, &q->hist);
+        rc = plan_refreshes(b, q, &g);
     if (rc == PS_OK) {
+        len = ps__script_publish_cmd(&q->cmd, b->prefix, b->prefix_len,
+                                     b->scripts[PS__SCRIPT_PUBLISH].sha, g.groups, g.ngroups);
+        rc = len < 0 ? PS_ENOMEM : PS_OK;
+        q->cmd_len = len < 0 ? 0 : (size_t)len;
+    }
+    if (rc != PS_OK) {
+        free_groups(q);
+    } else {
         q->nmembers = 0;
         q->many = g.members;
         g.members = NULL;
@@ -1224,23 +1336,20 @@ static int merge_run(redis_bus *b, req *q)
         }
         q->nmembers++;
     }
-    free(g.msgs);
-    ps__parts_clear(&g.parts);
-    free(g.members);
+    run_parts_free(&g);
     return rc;
 }
 
-/* Builds the command of the run q heads (a lone history publish formats
- * its own messages). On failure each req of the run fails with rc. */
+/* Builds the command of the run q heads (plain publishes and reads were
+ * formatted when asked for). On failure each req of the run fails with
+ * rc. */
 static int build(redis_bus *b, req *q)
 {
     int rc = PS_OK;
     req *r;
 
-    if (is_hist_publish(q) && q->qnext)
+    if (is_hist_publish(q))
         rc = merge_run(b, q);
-    else if (is_hist_publish(q))
-        rc = format_publish(b, q, q->channel, q->msgs, &q->parts, &q->hist);
     if (rc == PS_OK)
         return PS_OK;
     while ((r = q)) {

@@ -86,43 +86,61 @@
 
 #include "redis_scripts.h"
 
-/* KEYS: meta, stream. ARGV: candidate epoch, size, "1" to refresh the
- * TTLs (else ""), ttl + slack, pub/sub channel, n, lengths ("n" above;
- * empty for n = 1), body ("b" above; for n = 1 the head alone), and for
- * n = 1 the separator between head and "offset" ("," or "" after an empty
- * object). Returns {first offset, epoch}. */
+/* KEYS: meta and stream of each group in turn. ARGV: nine per group, in
+ * the same order: candidate epoch, size, "1" to refresh the TTLs (else ""),
+ * ttl + slack, pub/sub channel, n, lengths ("n" above; empty for n = 1),
+ * body ("b" above; for n = 1 the head alone), and for n = 1 the separator
+ * between head and "offset" ("," or "" after an empty object). Returns one
+ * element per group: {first offset, epoch}, or the error that stopped
+ * that group (pcall), so that a refused group (someone else's key of
+ * another type, say) fails only its own callers: the groups before it
+ * are published, and said so. */
 static const char publish_lua[] =
-    "local refresh = ARGV[3] == '1'\n"
-    "local epoch = redis.call('HGET', KEYS[1], 'epoch')\n"
-    "if not epoch or #epoch > 32 or not string.match(epoch, '^[%w_%-]+$') then\n"
-    "  epoch = ARGV[1]\n"
-    "  redis.call('DEL', KEYS[2])\n"
-    "  redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0)\n"
-    "  refresh = true\n"
+    "local function publish(m, h, a)\n"
+    "  local refresh = ARGV[a + 3] == '1'\n"
+    "  local epoch = redis.call('HGET', m, 'epoch')\n"
+    "  if not epoch or #epoch > 32 or not string.match(epoch, '^[%w_%-]+$') then\n"
+    "    epoch = ARGV[a + 1]\n"
+    "    redis.call('DEL', h)\n"
+    "    redis.call('HSET', m, 'epoch', epoch, 'top', 0)\n"
+    "    refresh = true\n"
+    "  end\n"
+    "  local n = tonumber(ARGV[a + 6])\n"
+    "  local top = redis.call('HINCRBY', m, 'top', n)\n"
+    "  local first = string.format('%d', top - n + 1)\n"
+    "  local keep = string.format('%d', math.max(top - tonumber(ARGV[a + 2]) + 1, 0))\n"
+    "  local id = string.format('%d', top) .. '-0'\n"
+    "  local text, added\n"
+    "  if n == 1 then\n"
+    "    text = ARGV[a + 8] .. ARGV[a + 9] .. '\"offset\":' .. first .. ',\"epoch\":\"' .. epoch .. '\"}'\n"
+    "    added = redis.call('XADD', h, 'NOMKSTREAM', 'MINID', '~', keep, id, 'm', text)\n"
+    "    if not added then redis.call('XADD', h, id, 'm', text) end\n"
+    "  else\n"
+    "    text = '[' .. first .. ',\"' .. epoch .. '\",' .. ARGV[a + 8]\n"
+    "    added = redis.call('XADD', h, 'NOMKSTREAM', 'MINID', '~', keep, id, 'n', ARGV[a + 7],\n"
+    "                       'b', ARGV[a + 8])\n"
+    "    if not added then redis.call('XADD', h, id, 'n', ARGV[a + 7], 'b', ARGV[a + 8]) end\n"
+    "  end\n"
+    "  if not added then refresh = true end\n"
+    "  if refresh then\n"
+    "    redis.call('EXPIRE', m, ARGV[a + 4])\n"
+    "    redis.call('EXPIRE', h, ARGV[a + 4])\n"
+    "  end\n"
+    "  redis.call('PUBLISH', ARGV[a + 5], text)\n"
+    "  return {tonumber(first), epoch}\n"
     "end\n"
-    "local n = tonumber(ARGV[6])\n"
-    "local top = redis.call('HINCRBY', KEYS[1], 'top', n)\n"
-    "local first = string.format('%d', top - n + 1)\n"
-    "local keep = string.format('%d', math.max(top - tonumber(ARGV[2]) + 1, 0))\n"
-    "local id = string.format('%d', top) .. '-0'\n"
-    "local text, added\n"
-    "if n == 1 then\n"
-    "  text = ARGV[8] .. ARGV[9] .. '\"offset\":' .. first .. ',\"epoch\":\"' .. epoch .. '\"}'\n"
-    "  added = redis.call('XADD', KEYS[2], 'NOMKSTREAM', 'MINID', '~', keep, id, 'm', text)\n"
-    "  if not added then redis.call('XADD', KEYS[2], id, 'm', text) end\n"
-    "else\n"
-    "  text = '[' .. first .. ',\"' .. epoch .. '\",' .. ARGV[8]\n"
-    "  added = redis.call('XADD', KEYS[2], 'NOMKSTREAM', 'MINID', '~', keep, id, 'n', ARGV[7],\n"
-    "                     'b', ARGV[8])\n"
-    "  if not added then redis.call('XADD', KEYS[2], id, 'n', ARGV[7], 'b', ARGV[8]) end\n"
+    "local out = {}\n"
+    "for g = 1, #KEYS / 2 do\n"
+    "  local ok, r = pcall(publish, KEYS[2 * g - 1], KEYS[2 * g], 9 * (g - 1))\n"
+    "  if ok then\n"
+    "    out[g] = r\n"
+    "  elseif type(r) == 'table' and r.err then\n"
+    "    out[g] = {err = r.err}\n"
+    "  else\n"
+    "    out[g] = {err = 'ERR ' .. tostring(r)}\n"
+    "  end\n"
     "end\n"
-    "if not added then refresh = true end\n"
-    "if refresh then\n"
-    "  redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
-    "  redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
-    "end\n"
-    "redis.call('PUBLISH', ARGV[5], text)\n"
-    "return {tonumber(first), epoch}\n";
+    "return out\n";
 
 /* KEYS: meta, stream. ARGV: candidate epoch, ttl, since, limit, size.
  * Returns {epoch, top, first, {offset, text, offset, text, ...}}. */
@@ -195,15 +213,44 @@ const char *ps__script_text(enum ps__script which)
 
 /* ------------------------------------------------------------ commands */
 
-/* An EVALSHA argument list, pointing into caller buffers. Both commands
- * have a fixed number of arguments (a batch travels in three of them). */
+/* An EVALSHA argument list, pointing into caller buffers. The history
+ * command has a fixed number of arguments, which fit in the struct; a
+ * publish command has eleven per group and two more (args_big). */
 #define ARGS_MAX 16
 
 struct args {
     int n;
-    const char *v[ARGS_MAX];
-    size_t len[ARGS_MAX];
+    const char **v;
+    size_t *len;
+    const char *v_small[ARGS_MAX];
+    size_t len_small[ARGS_MAX];
 };
+
+static void args_small(struct args *a)
+{
+    a->n = 0;
+    a->v = a->v_small;
+    a->len = a->len_small;
+}
+
+/* Room for cap arguments. Returns 0, or -1 on OOM (args_free still due). */
+static int args_big(struct args *a, size_t cap)
+{
+    args_small(a);
+    if (cap <= ARGS_MAX)
+        return 0;
+    a->v = malloc(cap * sizeof(*a->v));
+    a->len = malloc(cap * sizeof(*a->len));
+    return a->v && a->len ? 0 : -1;
+}
+
+static void args_free(struct args *a)
+{
+    if (a->v != a->v_small)
+        free(a->v);
+    if (a->len != a->len_small)
+        free(a->len);
+}
 
 static void arg(struct args *a, const char *s, size_t len)
 {
@@ -228,7 +275,7 @@ static void head_args(struct args *a, struct keys *k, const ps__script_target *t
     int m = snprintf(k->stream, sizeof(k->stream), "%.*sh:{%s}", (int)t->prefix_len, t->prefix,
                      t->channel);
 
-    a->n = 0;
+    args_small(a);
     arg_str(a, "EVALSHA");
     arg_str(a, t->sha);
     arg_str(a, "2");
@@ -281,47 +328,98 @@ static int batch_args(const ps_payload *msgs, const ps__parts *parts, char **len
     return 0;
 }
 
-long ps__script_publish_cmd(char **cmd, const ps__script_target *t, const ps_payload *msgs,
-                            const ps__parts *parts, const ps_history_policy *hist,
-                            const char *epoch, int refresh)
-{
-    struct args a;
-    struct keys k;
-    char size[16], keep[24], n[24], channel[400];
-    int len =
-        snprintf(channel, sizeof(channel), "%.*s%s", (int)t->prefix_len, t->prefix, t->channel);
-    char *lens = NULL, *body = NULL;
+/* What one group of a publish command formats on its own: its keys, and
+ * the arguments that are not slices of the caller's messages. */
+struct group_bufs {
+    char meta[400], stream[400], channel[400];
+    size_t meta_len, stream_len, channel_len;
+    char size[16], keep[24], n[24];
+    char *lens, *body; /* a batch's "n" and "b", malloc'd */
     size_t lens_len, body_len;
-    long rc = -1;
+};
 
-    snprintf(size, sizeof(size), "%u", (unsigned)hist->size);
-    snprintf(keep, sizeof(keep), "%llu",
+static size_t put(char *buf, size_t cap, const char *fmt, const char *prefix, size_t prefix_len,
+                  const char *channel)
+{
+    int n = snprintf(buf, cap, fmt, (int)prefix_len, prefix, channel);
+
+    return n < 0 ? 0 : (size_t)n;
+}
+
+static int group_prepare(struct group_bufs *gb, const char *prefix, size_t prefix_len,
+                         const ps__publish_group *g)
+{
+    const ps_history_policy *hist = g->hist;
+
+    gb->meta_len = put(gb->meta, sizeof(gb->meta), "%.*sm:{%s}", prefix, prefix_len, g->channel);
+    gb->stream_len =
+        put(gb->stream, sizeof(gb->stream), "%.*sh:{%s}", prefix, prefix_len, g->channel);
+    gb->channel_len =
+        put(gb->channel, sizeof(gb->channel), "%.*s%s", prefix, prefix_len, g->channel);
+    snprintf(gb->size, sizeof(gb->size), "%u", (unsigned)hist->size);
+    snprintf(gb->keep, sizeof(gb->keep), "%llu",
              (unsigned long long)hist->ttl_s + PS_TTL_SLACK(hist->ttl_s));
-    snprintf(n, sizeof(n), "%zu", parts->n);
-    head_args(&a, &k, t);
-    arg_str(&a, epoch);
-    arg_str(&a, size);
-    arg_str(&a, refresh ? "1" : "");
-    arg_str(&a, keep);
-    arg(&a, channel, (size_t)len);
-    arg_str(&a, n);
-    if (parts->n == 1) {
+    snprintf(gb->n, sizeof(gb->n), "%zu", g->parts->n);
+    if (g->parts->n == 1)
+        return 0;
+    return batch_args(g->msgs, g->parts, &gb->lens, &gb->lens_len, &gb->body, &gb->body_len);
+}
+
+/* The group's nine arguments (see publish_lua). */
+static void group_args(struct args *a, const struct group_bufs *gb, const ps__publish_group *g)
+{
+    arg_str(a, g->epoch);
+    arg_str(a, gb->size);
+    arg_str(a, g->refresh ? "1" : "");
+    arg_str(a, gb->keep);
+    arg(a, gb->channel, gb->channel_len);
+    arg_str(a, gb->n);
+    if (g->parts->n == 1) {
         /* One message: its head is a slice of the caller's text, and the
          * script needs its separator to complete it; no lengths. */
-        size_t head = parts->one.head_len, skip = leading_blanks(msgs[0].text, head);
-        arg_str(&a, "");
-        arg(&a, msgs[0].text + skip, head - skip);
-        arg_str(&a, parts->one.sep);
-        return format(cmd, &a);
+        size_t head = g->parts->one.head_len, skip = leading_blanks(g->msgs[0].text, head);
+        arg_str(a, "");
+        arg(a, g->msgs[0].text + skip, head - skip);
+        arg_str(a, g->parts->one.sep);
+    } else {
+        arg(a, gb->lens, gb->lens_len);
+        arg(a, gb->body, gb->body_len);
+        arg_str(a, "");
     }
-    if (batch_args(msgs, parts, &lens, &lens_len, &body, &body_len) == 0) {
-        arg(&a, lens, lens_len);
-        arg(&a, body, body_len);
-        arg_str(&a, "");
-        rc = format(cmd, &a);
+}
+
+long ps__script_publish_cmd(char **cmd, const char *prefix, size_t prefix_len, const char *sha,
+                            const ps__publish_group *g, size_t ngroups)
+{
+    struct args a;
+    struct group_bufs *gb = calloc(ngroups, sizeof(*gb));
+    char numkeys[24];
+    long rc = -1;
+    size_t i;
+
+    if (args_big(&a, 3 + 11 * ngroups) < 0 || !gb)
+        goto out;
+    for (i = 0; i < ngroups; i++)
+        if (group_prepare(&gb[i], prefix, prefix_len, &g[i]) < 0)
+            goto out;
+    snprintf(numkeys, sizeof(numkeys), "%zu", 2 * ngroups);
+    arg_str(&a, "EVALSHA");
+    arg_str(&a, sha);
+    arg_str(&a, numkeys);
+    for (i = 0; i < ngroups; i++) {
+        arg(&a, gb[i].meta, gb[i].meta_len);
+        arg(&a, gb[i].stream, gb[i].stream_len);
     }
-    free(lens);
-    free(body);
+    for (i = 0; i < ngroups; i++)
+        group_args(&a, &gb[i], &g[i]);
+    rc = format(cmd, &a);
+out:
+    for (i = 0; gb && i < ngroups; i++) {
+        free(gb[i].lens);
+        free(gb[i].body);
+    }
+    free(gb);
+    args_free(&a);
     return rc;
 }
 
@@ -368,11 +466,24 @@ static int offset_reply(const redisReply *r, int64_t min, int64_t *out)
     return 0;
 }
 
-int ps__script_publish_reply(const redisReply *r, ps_publish_result *res)
+int ps__script_publish_reply(const redisReply *r, size_t ngroups)
 {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        offset_reply(r->element[0], 1, &res->offset) < 0 ||
-        epoch_reply(r->element[1], res->epoch) < 0)
+    return r->type == REDIS_REPLY_ARRAY && r->elements == ngroups ? PS_OK : PS_EINVAL;
+}
+
+int ps__script_publish_group(const redisReply *r, size_t i, ps_publish_result *res,
+                             const char **err)
+{
+    const redisReply *e = r->element[i];
+
+    *err = NULL;
+    if (e->type == REDIS_REPLY_ERROR) {
+        *err = e->str;
+        return ps__refusal_status(e->str);
+    }
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+        offset_reply(e->element[0], 1, &res->offset) < 0 ||
+        epoch_reply(e->element[1], res->epoch) < 0)
         return PS_EINVAL;
     return PS_OK;
 }

@@ -1244,10 +1244,10 @@ static void publishes_gather_while_a_call_is_in_flight(void **state)
     }
 }
 
-/* Runs break at another channel, a plain publish, another policy and the
- * run bound (100 messages); the link sends everything in issue order, so
- * subscribers hear it in that order across channels, and an explicit
- * batch joins a run it fits. */
+/* Runs break at a plain publish and at the run bound (100 messages);
+ * another channel or policy starts another group of the same call. The
+ * link sends everything in issue order, so subscribers hear it in that
+ * order across channels, and an explicit batch joins a run it fits. */
 static void interleaved_channels_keep_issue_order(void **state)
 {
     fixture *f = *state;
@@ -1270,8 +1270,9 @@ static void interleaved_channels_keep_issue_order(void **state)
         PS_OK);
     WAIT(f, got_pubs, 6);
     WAIT(f, got_msgs, 7);
-    /* [a a] [b] plain [a, batch of 2] */
-    assert_int_equal(calls_of("evalsha") - evalsha, 3);
+    /* [a a | b] plain [a, batch of 2]: groups of other channels share a
+     * call, a plain publish ends it. */
+    assert_int_equal(calls_of("evalsha") - evalsha, 2);
     for (i = 0; i < 6; i++) {
         assert_int_equal(f->pubs[i].bus, i);
         assert_int_equal(f->pubs[i].status, PS_OK);
@@ -1288,7 +1289,8 @@ static void interleaved_channels_keep_issue_order(void **state)
     assert_int_equal(f->pubs[5].offset, 4);
     assert_int_equal(f->bus[1]->stats.publishes, 7);
 
-    /* Another policy starts another run; 150 singles make two runs. */
+    /* Another policy starts another group; the run bound (100 messages)
+     * cuts 152 singles into two calls. */
     f->npubs = 0;
     evalsha = calls_of("evalsha");
     assert_int_equal(publish_i(f, 0, "job:b", &p), PS_OK);
@@ -1296,11 +1298,45 @@ static void interleaved_channels_keep_issue_order(void **state)
     for (i = 2; i < 152; i++)
         assert_int_equal(publish_i(f, i, "job:b", &other), PS_OK);
     WAIT(f, got_pubs, 152);
-    assert_int_equal(calls_of("evalsha") - evalsha, 3);
+    assert_int_equal(calls_of("evalsha") - evalsha, 2);
     for (i = 0; i < 152; i++) {
         assert_int_equal(f->pubs[i].bus, i);
         assert_int_equal(f->pubs[i].offset, i + 2);
     }
+}
+
+/* Groups of one call succeed and fail each on its own: a channel whose
+ * meta key someone else made a string fails its callers (PS_EINVAL), and
+ * the groups before and after it are published, stored and heard. */
+static void a_refused_group_fails_only_its_callers(void **state)
+{
+    fixture *f = *state;
+    const char *chans[] = {"job:x", "job:bad", "job:y"};
+    ps_history_policy p = {10, 60};
+
+    two_buses(f, chans, 3);
+    freeReplyObject(sync_command(main_server.port, NULL, "SET %s x", "wsgw:m:{job:bad}"));
+    assert_int_equal(publish_i(f, 0, "job:x", &p), PS_OK);
+    assert_int_equal(publish_i(f, 1, "job:bad", &p), PS_OK);
+    assert_int_equal(publish_i(f, 2, "job:bad", &p), PS_OK);
+    assert_int_equal(publish_i(f, 3, "job:y", &p), PS_OK);
+    WAIT(f, got_pubs, 4);
+    WAIT(f, got_msgs, 2);
+    run_until(f, never, 30);
+    assert_int_equal(f->pubs[0].status, PS_OK);
+    assert_int_equal(f->pubs[0].offset, 1);
+    assert_int_equal(f->pubs[1].status, PS_EINVAL);
+    assert_int_equal(f->pubs[2].status, PS_EINVAL);
+    assert_false(f->pubs[2].has_res);
+    assert_int_equal(f->pubs[3].status, PS_OK);
+    assert_int_equal(f->pubs[3].offset, 1);
+    assert_int_equal(f->nmsgs, 2);
+    assert_string_equal(f->msgs[0].channel, "job:x");
+    assert_string_equal(f->msgs[1].channel, "job:y");
+    assert_int_equal(f->bus[1]->stats.publishes, 2);
+    assert_int_equal(f->bus[1]->stats.publish_errors, 2);
+    assert_non_null(strstr(ps_bus_last_error(f->bus[1]), "WRONGTYPE"));
+    assert_int_equal(read_wait(f, "job:y", 0, 10, 10, 60)->n, 1);
 }
 
 /* A run's command failing fails each of its messages, once, with the same
@@ -1692,6 +1728,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(interleaved_channels_keep_issue_order, setup, teardown),
         cmocka_unit_test_setup_teardown(failed_run_fails_each_message_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_refused_group_fails_only_its_callers, setup, teardown),
         cmocka_unit_test_setup_teardown(stop_completes_queued_publishes, setup, teardown),
         cmocka_unit_test_setup_teardown(refused_and_odd, setup, teardown),
         cmocka_unit_test_setup_teardown(reads_on_drop_and_stop, setup, teardown),
