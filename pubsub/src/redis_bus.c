@@ -19,12 +19,13 @@
  * time). An idle bus thus sends within the turn, and a busy one gathers
  * what arrives during a Redis round trip into the next flush, which is
  * what makes runs (below) long under load; nothing waits longer than one
- * round trip more. Each run of consecutive history publishes to one channel with one
- * policy (concurrent HTTP requests, WebSocket clients of one chat channel)
- * goes as ONE publish script, as an explicit batch would: the script's
- * fixed cost (~10 us of Redis CPU per call) is paid once per run, not per
- * message. Each caller still gets its own callback, in issue order, with
- * its own first offset. Keeping one ordered queue for everything, plain
+ * round trip more. Each run of consecutive history publishes (concurrent
+ * HTTP requests, WebSocket clients of one chat channel, many jobs) goes as
+ * ONE publish script, in groups of one channel and policy each: a group
+ * is stored and published as an explicit batch would be, and the
+ * script's fixed cost (the EVALSHA and its round trip) is paid once per
+ * run, not per message. Each caller still gets its own callback, in issue
+ * order, with its own first offset and its group's own outcome. Keeping one ordered queue for everything, plain
  * publishes and reads included, keeps the order the link had when each
  * command went out at once: across channels, and a read after a publish
  * sees it.

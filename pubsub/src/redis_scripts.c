@@ -43,8 +43,11 @@
  * exactly the last `size`: the history script treats top - size + 1 as
  * the first offset and never returns a message before it.
  *
- * publish: stores and sends n messages (1 or more, a batch) in one call.
- * It reads the meta; without one (first use, expired, FLUSHALL) it creates
+ * publish: takes one or more groups, each n messages (1 or more, a batch)
+ * to one channel, and runs them in order, each on its own (pcall: a group
+ * that fails leaves the others alone); several groups in one call spare
+ * Redis the EVALSHA and its round trip per channel. For each group it
+ * reads the meta; without one (first use, expired, FLUSHALL) it creates
  * it with the candidate epoch the caller passes in (Lua has no good
  * randomness of its own) and deletes any stale stream, whose offsets would
  * belong to the old epoch. HINCRBY by n reserves the next n offsets, XADD
