@@ -25,10 +25,10 @@
  * is stored and published as an explicit batch would be, and the
  * script's fixed cost (the EVALSHA and its round trip) is paid once per
  * run, not per message. Each caller still gets its own callback, in issue
- * order, with its own first offset and its group's own outcome. Keeping one ordered queue for everything, plain
- * publishes and reads included, keeps the order the link had when each
- * command went out at once: across channels, and a read after a publish
- * sees it.
+ * order, with its own first offset and its group's own outcome. Keeping
+ * one ordered queue for everything, plain publishes and reads included,
+ * keeps the order the link had when each command went out at once: across
+ * channels, and a read after a publish sees it.
  *
  * Each link goes WAITING (a timer: zero at start, then the backoff) ->
  * CONNECTING (TCP, then AUTH/SELECT/[cmd only: SCRIPT LOAD]/PING answered)
@@ -906,8 +906,6 @@ static void complete(req *q, int status, const ps_publish_result *res, const ps_
     }
 }
 
-/* A reply that is not an error: what it means depends on the command. A
- * script reply of the wrong shape means someone else wrote our keys. */
 /* Takes in each group's outcome from a publish script's reply (of the
  * right shape), and records the TTL refreshes that happened. */
 static void take_groups(req *q, const redisReply *r)
@@ -929,6 +927,8 @@ static void take_groups(req *q, const redisReply *r)
     q->answered = 1;
 }
 
+/* A reply that is not an error: what it means depends on the command. A
+ * script reply of the wrong shape means someone else wrote our keys. */
 static void complete_with(req *q, const redisReply *r)
 {
     ps_history h;
@@ -1176,8 +1176,7 @@ static int joins(const redis_bus *b, const req *next, size_t count, size_t len)
 {
     size_t max_bytes = b->max_payload < RUN_MAX_BYTES ? b->max_payload : RUN_MAX_BYTES;
 
-    return is_hist_publish(next) && count + next->count <= RUN_MAX &&
-           len + next->len <= max_bytes;
+    return is_hist_publish(next) && count + next->count <= RUN_MAX && len + next->len <= max_bytes;
 }
 
 /* Moves from b->flushing onto q's qnext chain the publishes that join it. */
@@ -1260,8 +1259,8 @@ static int gather(redis_bus *b, const req *q, run_parts *g)
             ps__publish_group *pg = &g->groups[g->ngroups];
             gp = &g->gparts[g->ngroups];
             ps__epoch_new(&b->epochs, g->epochs[g->ngroups]);
-            *pg = (ps__publish_group){r->channel, &g->msgs[n], gp, &r->hist,
-                                      g->epochs[g->ngroups], 0};
+            *pg = (ps__publish_group){r->channel, &g->msgs[n],           gp,
+                                      &r->hist,   g->epochs[g->ngroups], 0};
             g->ngroups++;
             at = 0;
         }

@@ -566,7 +566,7 @@ static void ttl_refreshed_after_the_slack(void **state)
     assert_int_equal(publish_h(f, 0, "job:6", "{}", 10, 16), PS_OK);
     WAIT(f, got_pubs, 2);
     assert_true(pttl("h", "job:6") <= 15500); /* within the slack */
-    run_until(f, never, 1100); /* the loop's clock, which the bus reads */
+    run_until(f, never, 1100);                /* the loop's clock, which the bus reads */
     assert_int_equal(publish_h(f, 0, "job:6", "{}", 10, 16), PS_OK);
     WAIT(f, got_pubs, 3);
     assert_true(pttl("h", "job:6") > 16000 && pttl("h", "job:6") <= 17000);
