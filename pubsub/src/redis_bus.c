@@ -1259,8 +1259,11 @@ static int gather(redis_bus *b, const req *q, run_parts *g)
             ps__publish_group *pg = &g->groups[g->ngroups];
             gp = &g->gparts[g->ngroups];
             ps__epoch_new(&b->epochs, g->epochs[g->ngroups]);
-            *pg = (ps__publish_group){r->channel, &g->msgs[n],           gp,
-                                      &r->hist,   g->epochs[g->ngroups], 0};
+            *pg = (ps__publish_group){.channel = r->channel,
+                                      .msgs = &g->msgs[n],
+                                      .parts = gp,
+                                      .hist = &r->hist,
+                                      .epoch = g->epochs[g->ngroups]};
             g->ngroups++;
             at = 0;
         }
