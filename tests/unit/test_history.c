@@ -1305,6 +1305,42 @@ static void interleaved_channels_keep_issue_order(void **state)
     }
 }
 
+/* Publishes queued behind a call that never comes back (Redis frozen,
+ * then gone) are not left waiting: when the link drops, the call in
+ * flight fails, and then the queue, in issue order, each once. */
+static void queued_behind_a_lost_call_fail_too(void **state)
+{
+    fixture *f = *state;
+    server *s = extra_server();
+    int port = free_port();
+    ps_history_policy p = {10, 60};
+    int i;
+
+    server_start(s, port, NULL, NULL);
+    bus_add(f, port);
+    wait_up(f);
+    server_freeze(s);
+    assert_int_equal(
+        ps_bus_publish(f->bus[0], "job:q", "{}", 2, &p, on_published, (void *)(intptr_t)0), PS_OK);
+    run_until(f, never, 20); /* sent; no answer comes */
+    for (i = 1; i < 4; i++) {
+        assert_int_equal(
+            ps_bus_publish(f->bus[0], "job:q", "{}", 2, &p, on_published, (void *)(intptr_t)i),
+            PS_OK);
+        run_until(f, never, 5);
+    }
+    assert_int_equal(f->npubs, 0);
+    server_kill(s);
+    WAIT(f, got_pubs, 4);
+    run_until(f, never, 30);
+    assert_int_equal(f->npubs, 4);
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(f->pubs[i].bus, i);
+        assert_int_equal(f->pubs[i].status, PS_EUNAVAILABLE);
+    }
+    assert_int_equal(f->bus[0]->stats.publish_errors, 4);
+}
+
 /* Groups of one call succeed and fail each on its own: a channel whose
  * meta key someone else made a string fails its callers (PS_EINVAL), and
  * the groups before and after it are published, stored and heard. */
@@ -1729,6 +1765,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(interleaved_channels_keep_issue_order, setup, teardown),
         cmocka_unit_test_setup_teardown(failed_run_fails_each_message_once, setup, teardown),
         cmocka_unit_test_setup_teardown(a_refused_group_fails_only_its_callers, setup, teardown),
+        cmocka_unit_test_setup_teardown(queued_behind_a_lost_call_fail_too, setup, teardown),
         cmocka_unit_test_setup_teardown(stop_completes_queued_publishes, setup, teardown),
         cmocka_unit_test_setup_teardown(refused_and_odd, setup, teardown),
         cmocka_unit_test_setup_teardown(reads_on_drop_and_stop, setup, teardown),
