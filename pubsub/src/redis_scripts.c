@@ -267,24 +267,36 @@ static void arg_str(struct args *a, const char *s)
     arg(a, s, strlen(s));
 }
 
-/* The key buffers: prefix (64) + "m:{" + channel (255) + "}" fit in 400. */
+/* A channel's two keys (see the top of the file), the one place that
+ * spells them. prefix (64) + "m:{" + channel (255) + "}" fit in 400. */
 struct keys {
     char meta[400], stream[400];
+    size_t meta_len, stream_len;
 };
+
+static size_t put(char *buf, size_t cap, const char *fmt, const char *prefix, size_t prefix_len,
+                  const char *channel)
+{
+    int n = snprintf(buf, cap, fmt, (int)prefix_len, prefix, channel);
+
+    return n < 0 ? 0 : (size_t)n;
+}
+
+static void keys_of(struct keys *k, const char *prefix, size_t prefix_len, const char *channel)
+{
+    k->meta_len = put(k->meta, sizeof(k->meta), "%.*sm:{%s}", prefix, prefix_len, channel);
+    k->stream_len = put(k->stream, sizeof(k->stream), "%.*sh:{%s}", prefix, prefix_len, channel);
+}
 
 static void head_args(struct args *a, struct keys *k, const ps__script_target *t)
 {
-    int n =
-        snprintf(k->meta, sizeof(k->meta), "%.*sm:{%s}", (int)t->prefix_len, t->prefix, t->channel);
-    int m = snprintf(k->stream, sizeof(k->stream), "%.*sh:{%s}", (int)t->prefix_len, t->prefix,
-                     t->channel);
-
+    keys_of(k, t->prefix, t->prefix_len, t->channel);
     args_small(a);
     arg_str(a, "EVALSHA");
     arg_str(a, t->sha);
     arg_str(a, "2");
-    arg(a, k->meta, (size_t)n);
-    arg(a, k->stream, (size_t)m);
+    arg(a, k->meta, k->meta_len);
+    arg(a, k->stream, k->stream_len);
 }
 
 static long format(char **cmd, struct args *a)
@@ -335,29 +347,20 @@ static int batch_args(const ps_payload *msgs, const ps__parts *parts, char **len
 /* What one group of a publish command formats on its own: its keys, and
  * the arguments that are not slices of the caller's messages. */
 struct group_bufs {
-    char meta[400], stream[400], channel[400];
-    size_t meta_len, stream_len, channel_len;
+    struct keys keys;
+    char channel[400];
+    size_t channel_len;
     char size[16], keep[24], n[24];
     char *lens, *body; /* a batch's "n" and "b", malloc'd */
     size_t lens_len, body_len;
 };
-
-static size_t put(char *buf, size_t cap, const char *fmt, const char *prefix, size_t prefix_len,
-                  const char *channel)
-{
-    int n = snprintf(buf, cap, fmt, (int)prefix_len, prefix, channel);
-
-    return n < 0 ? 0 : (size_t)n;
-}
 
 static int group_prepare(struct group_bufs *gb, const char *prefix, size_t prefix_len,
                          const ps__publish_group *g)
 {
     const ps_history_policy *hist = g->hist;
 
-    gb->meta_len = put(gb->meta, sizeof(gb->meta), "%.*sm:{%s}", prefix, prefix_len, g->channel);
-    gb->stream_len =
-        put(gb->stream, sizeof(gb->stream), "%.*sh:{%s}", prefix, prefix_len, g->channel);
+    keys_of(&gb->keys, prefix, prefix_len, g->channel);
     gb->channel_len =
         put(gb->channel, sizeof(gb->channel), "%.*s%s", prefix, prefix_len, g->channel);
     snprintf(gb->size, sizeof(gb->size), "%u", (unsigned)hist->size);
@@ -411,8 +414,8 @@ long ps__script_publish_cmd(char **cmd, const char *prefix, size_t prefix_len, c
     arg_str(&a, sha);
     arg_str(&a, numkeys);
     for (i = 0; i < ngroups; i++) {
-        arg(&a, gb[i].meta, gb[i].meta_len);
-        arg(&a, gb[i].stream, gb[i].stream_len);
+        arg(&a, gb[i].keys.meta, gb[i].keys.meta_len);
+        arg(&a, gb[i].keys.stream, gb[i].keys.stream_len);
     }
     for (i = 0; i < ngroups; i++)
         group_args(&a, &gb[i], &g[i]);
