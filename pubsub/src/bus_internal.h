@@ -81,8 +81,8 @@ int ps__history_on(const ps_history_policy *hist);
  * the channels this process refreshed within the last minute, and when. */
 typedef struct ps__refresh_entry ps__refresh_entry;
 typedef struct ps__refresh {
-    ps__refresh_entry *table;          /* uthash, by channel */
-    ps__refresh_entry *oldest, *newest; /* the same entries by age */
+    ps__refresh_entry *table;  /* uthash, by channel */
+    ps__refresh_entry *oldest; /* the same entries by age (utlist DL) */
     size_t n, max;
 } ps__refresh;
 

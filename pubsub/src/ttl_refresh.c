@@ -31,12 +31,13 @@
 
 #define HASH_NONFATAL_OOM 1
 #include <uthash.h>
+#include <utlist.h>
 
 #include "bus_internal.h"
 
 struct ps__refresh_entry {
     UT_hash_handle hh;
-    struct ps__refresh_entry *prev, *next; /* by age: oldest first */
+    struct ps__refresh_entry *prev, *next; /* utlist DL, by age: oldest first */
     uint64_t at_ms;
     uint32_t ttl_s;
     size_t len;
@@ -54,33 +55,9 @@ void ps__refresh_init(ps__refresh *r, size_t max)
     r->max = max;
 }
 
-static void unlink_entry(ps__refresh *r, entry *e)
-{
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        r->oldest = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        r->newest = e->prev;
-    e->prev = e->next = NULL;
-}
-
-static void append_entry(ps__refresh *r, entry *e)
-{
-    e->prev = r->newest;
-    e->next = NULL;
-    if (r->newest)
-        r->newest->next = e;
-    else
-        r->oldest = e;
-    r->newest = e;
-}
-
 static void drop_entry(ps__refresh *r, entry *e)
 {
-    unlink_entry(r, e);
+    DL_DELETE(r->oldest, e);
     HASH_DEL(r->table, e);
     free(e);
     r->n--;
@@ -110,7 +87,7 @@ void ps__refresh_done(ps__refresh *r, const char *channel, uint32_t ttl_s, uint6
 
     HASH_FIND(hh, r->table, channel, len, e);
     if (e) {
-        unlink_entry(r, e);
+        DL_DELETE(r->oldest, e);
     } else {
         if (r->max == 0)
             return;
@@ -130,7 +107,7 @@ void ps__refresh_done(ps__refresh *r, const char *channel, uint32_t ttl_s, uint6
     }
     e->at_ms = at_ms;
     e->ttl_s = ttl_s;
-    append_entry(r, e);
+    DL_APPEND(r->oldest, e);
 }
 
 size_t ps__refresh_count(const ps__refresh *r)
