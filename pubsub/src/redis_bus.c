@@ -86,7 +86,7 @@
  * MAX_OUTSTANDING_BYTES of payload, are queued or await their reply
  * (beyond either: PS_EUNAVAILABLE at once); this also bounds hiredis's
  * output buffer, which holds nothing else of size, the copies queued
- * history publishes keep until the end of the turn, and the copies script
+ * history publishes keep until they are sent, and the copies script
  * commands keep for their one resend. Each payload is at most max_payload
  * bytes (PS_ETOOBIG). The size of a history reply is bounded by the
  * caller's policy (size x payload), not here.
@@ -999,7 +999,7 @@ static int has_room(const redis_bus *b, size_t len)
     return b->npending < MAX_OUTSTANDING && len <= MAX_OUTSTANDING_BYTES - b->pending_bytes;
 }
 
-/* Lists q and queues it for the end of the loop turn. Publishes and reads
+/* Lists q and queues it for the next flush. Publishes and reads
  * wait there alike, so that the cmd link sends everything in the order it
  * was asked for (a read sees the publishes asked for before it). */
 static void enqueue(redis_bus *b, req *q)
@@ -1092,7 +1092,7 @@ static int can_publish(const redis_bus *b, const ps_payload *msgs, size_t n, int
 }
 
 /* One message, or with history a batch of them. Checked now (every error
- * the caller hears at once), sent at the end of the loop turn (flush). */
+ * the caller hears at once), sent with the next flush (see the top). */
 static int redis_publish(ps_bus *base, const char *channel, const ps_payload *msgs, size_t n,
                          const ps_history_policy *hist, ps_publish_cb *cb, void *udata)
 {
@@ -1388,10 +1388,11 @@ static void send_req(redis_bus *b, req *q)
     ps__parts_clear(&q->parts);
 }
 
-/* The end of the loop turn: sends what was queued, in order, each run of
- * history publishes to one channel as one command. What callbacks queue
- * meanwhile waits for the next turn; a stop from one of them completes
- * (PS_ECLOSED) and frees what is still in b->flushing. */
+/* The end of the loop turn: unless the previous flush still awaits
+ * replies, sends what was queued, in order, each run of history publishes
+ * as one command. What callbacks queue meanwhile waits for the next
+ * flush; a stop from one of them completes (PS_ECLOSED) and frees what is
+ * still in b->flushing. */
 static void flush(redis_bus *b)
 {
     uv_prepare_stop(&b->flusher);
