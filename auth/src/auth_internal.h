@@ -41,6 +41,10 @@ struct auth_keyring {
     int64_t leeway; /* seconds, 0..AUTH_MAX_LEEWAY */
 };
 
+/* 1 when `channel` is a user: channel that is not `sub`'s own (perms.c):
+ * no token may open it. */
+int auth__private_to_another(const char *channel, const char *sub);
+
 /* The key whose kid equals `kid`, or NULL. */
 const struct auth__key *auth__keyring_find(const auth_keyring *kr, const char *kid);
 

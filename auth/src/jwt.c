@@ -64,6 +64,7 @@ const char *auth_strerror(int code)
         [-AUTH_EWRONGSUB] = "sub mismatch",
         [-AUTH_EWRONGCHANNEL] = "channel mismatch",
         [-AUTH_EDUPKID] = "duplicate key id",
+        [-AUTH_EPRIVATE] = "private channel",
     };
 
     if (code > 0 || (size_t)-code >= sizeof(reasons) / sizeof(reasons[0]) || !reasons[-code])
@@ -487,6 +488,8 @@ static int check_subscription(const json_t *claims, const char *sub, const char 
         return AUTH_ECLAIMS;
     if (!jchan || !channel || strcmp(json_string_value(jchan), channel) != 0)
         return AUTH_EWRONGCHANNEL;
+    if (auth__private_to_another(channel, sub))
+        return AUTH_EPRIVATE;
     return AUTH_OK;
 }
 

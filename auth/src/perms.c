@@ -104,6 +104,15 @@ static int is_user_channel(const char *channel)
     return strncmp(channel, USER_PREFIX, USER_PREFIX_LEN) == 0;
 }
 
+/* Shared by the pattern check below and by subscription tokens (jwt.c), so
+ * that neither patterns nor a signed token can open another's channel. */
+int auth__private_to_another(const char *channel, const char *sub)
+{
+    if (!is_user_channel(channel))
+        return 0;
+    return !sub || sub[0] == '\0' || strcmp(channel + USER_PREFIX_LEN, sub) != 0;
+}
+
 /* Both decisions re-check the channel name although callers promise a valid
  * one: a permission check is the wrong place to trust a precondition. */
 int auth_can_subscribe(const auth_claims *c, const char *channel)
@@ -111,7 +120,7 @@ int auth_can_subscribe(const auth_claims *c, const char *channel)
     if (!c || !channel || !auth_channel_valid(channel, strlen(channel)))
         return 0;
     if (is_user_channel(channel))
-        return c->sub && c->sub[0] != '\0' && strcmp(channel + USER_PREFIX_LEN, c->sub) == 0;
+        return !auth__private_to_another(channel, c->sub);
     return any_match(c->channels, c->n_channels, channel);
 }
 

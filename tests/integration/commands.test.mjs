@@ -238,6 +238,20 @@ describe('subscription tokens', () => {
     await alice.ping();
   });
 
+  test("no subscription token opens another user's user: channel, however it was signed", async () => {
+    const aliceSub = uniq('alice');
+    const bobSub = uniq('bob');
+    // An issuer that signs carelessly: the token names alice and bob's channel.
+    const subTok = await s.cliToken(['--sub', aliceSub, '--channel', `user:${bobSub}`]);
+    const alice = await s.user(gw, { sub: aliceSub });
+    const r = await alice.request({ type: 'subscribe', channel: `user:${bobSub}`, token: subTok });
+    assert.equal(r.type, 'error', `another user's channel opened: ${JSON.stringify(r)}`);
+    assert.equal(r.code, 'forbidden');
+    assert.equal(r.message, 'private channel');
+    assert.equal(r.channel, `user:${bobSub}`);
+    await alice.ping();
+  });
+
   test('messages reach a subscriber admitted by a subscription token', async () => {
     const sub = uniq('alice');
     const channel = `job:${uniq('j')}`;

@@ -330,7 +330,8 @@ static void test_strerror(void **state)
     assert_string_equal(auth_strerror(AUTH_EWRONGSUB), "sub mismatch");
     assert_string_equal(auth_strerror(AUTH_EWRONGCHANNEL), "channel mismatch");
     assert_string_equal(auth_strerror(AUTH_EDUPKID), "duplicate key id");
-    assert_string_equal(auth_strerror(-20), "unknown error");
+    assert_string_equal(auth_strerror(AUTH_EPRIVATE), "private channel");
+    assert_string_equal(auth_strerror(-21), "unknown error");
     assert_string_equal(auth_strerror(7), "unknown error");
 }
 
@@ -1144,6 +1145,28 @@ static void test_subscription_token(void **state)
     auth_keyring_free(kr);
 }
 
+/* user: channels are private by the protocol: a token signed for another
+ * user's channel (a careless issuer) opens nothing; one for the owner's own
+ * channel is redundant but harmless. */
+static void test_subscription_token_never_opens_another_users_channel(void **state)
+{
+    auth_keyring *kr = ring_hmac();
+    int64_t exp = 0;
+
+    assert_int_equal(
+        vsub(kr, sub_tok("alice", "\"user:bob\"", LATER), "alice", "user:bob", &exp),
+        AUTH_EPRIVATE);
+    assert_string_equal(auth_strerror(AUTH_EPRIVATE), "private channel");
+    assert_int_equal(
+        vsub(kr, sub_tok("alice", "\"user:alice\"", LATER), "alice", "user:alice", &exp),
+        AUTH_OK);
+    /* Prefix tricks stay someone else's channel. */
+    assert_int_equal(
+        vsub(kr, sub_tok("alice", "\"user:alice2\"", LATER), "alice", "user:alice2", &exp),
+        AUTH_EPRIVATE);
+    auth_keyring_free(kr);
+}
+
 static void test_subscription_token_common_checks(void **state)
 {
     auth_keyring *kr = ring_hmac();
@@ -1216,6 +1239,7 @@ int main(void)
         cmocka_unit_test(test_pattern_claims_checked),
         cmocka_unit_test(test_pattern_count_capped),
         cmocka_unit_test(test_subscription_token),
+        cmocka_unit_test(test_subscription_token_never_opens_another_users_channel),
         cmocka_unit_test(test_subscription_token_common_checks),
     };
 

@@ -52,6 +52,7 @@ extern "C" {
 #define AUTH_EWRONGSUB -17       /* "sub mismatch": subscription/refresh token for another user */
 #define AUTH_EWRONGCHANNEL -18   /* "channel mismatch": subscription token for another channel */
 #define AUTH_EDUPKID -19         /* "duplicate key id" (configuration) */
+#define AUTH_EPRIVATE -20        /* "private channel": another user's user: channel */
 
 /* The short, stable reason for a code, for close frames and logs. Never NULL. */
 const char *auth_strerror(int code);
@@ -115,7 +116,9 @@ int auth_verify_connection(const auth_keyring *kr, const char *token, size_t len
 /* Verifies a subscription token: same checks as a connection token, plus
  * `sub` must equal `sub` (else AUTH_EWRONGSUB) and the `channel` claim must be
  * present and equal `channel` (else AUTH_EWRONGCHANNEL; AUTH_ECLAIMS when it
- * is not a string). On AUTH_OK stores the token's exp in *exp. */
+ * is not a string). No token opens another user's `user:` channel, however
+ * it was signed (AUTH_EPRIVATE): those are private by the protocol, not by
+ * the issuer's care. On AUTH_OK stores the token's exp in *exp. */
 int auth_verify_subscription(const auth_keyring *kr, const char *token, size_t len, int64_t now,
                              const char *sub, const char *channel, int64_t *exp);
 
