@@ -15,6 +15,9 @@
 #
 #   bash tests/bench/publish-throughput.sh [seconds per run, default 5] [rounds, default 1]
 #
+# SHAPES picks the shapes (batch:channels, default "1:1 50:1 1:100"), e.g.
+# SHAPES=1:100 for the many-channel one alone.
+#
 # With several rounds each round runs the six in turn (history and plain
 # alternate, so that a disturbance of the shared machine hits both), and
 # the summary gives each round's history/plain ratio and their median.
@@ -26,6 +29,7 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 secs=${1:-5}
 rounds=${2:-1}
+shapes=${SHAPES:-1:1 50:1 1:100}
 bin=${BUILD_DIR:-$root/build}/bin/wsgw
 [ -x "$bin" ] || { echo "publish-throughput: no $bin (build first)" >&2; exit 2; }
 cpus=$(nproc)
@@ -69,7 +73,7 @@ gw_cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.6f", ($14+$15)/hz}' "/pr
 printf '%-12s %6s %8s %12s %9s %9s %16s %16s %9s\n' channel batch channels "messages/s" "p50 ms" "p99 ms" "redis µs/msg" "gateway µs/msg" "msgs/cmd"
 results=()
 for round in $(seq "$rounds"); do
-for scenario in 1:1 50:1 1:100; do
+for scenario in $shapes; do
   batch=${scenario%:*} nchan=${scenario#*:}
   for channel in job:bench plain:bench; do
     kind=publish; [ "$channel" = job:bench ] && kind=evalsha
@@ -102,7 +106,7 @@ node -e '
   const get = (ch, sc, r) => rs.find((x) => x.channel === ch && x.scenario === sc && x.round === r);
   const median = (v) => { const s = [...v].sort((a, b) => a - b), m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
   const rounds = [...new Set(rs.map((x) => x.round))];
-  for (const sc of ["1:1", "50:1", "1:100"]) {
+  for (const sc of [...new Set(rs.map((x) => x.scenario))]) {
     const cpu = rounds.map((r) => get("job:bench", sc, r).redis_us_per_msg / get("plain:bench", sc, r).redis_us_per_msg);
     const tput = rounds.map((r) => get("job:bench", sc, r).messages_per_s / get("plain:bench", sc, r).messages_per_s);
     const [b, n] = sc.split(":");

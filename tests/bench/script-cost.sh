@@ -11,6 +11,12 @@
 # one call). Reports Redis's own time per call and per message (INFO
 # commandstats usec_per_call), the median of `rounds` runs each.
 #
+# Last, the floor: the same four-group call to a script that does only
+# what any stream-backed publish must (per group one XADD with an
+# automatic ID and one PUBLISH; no offset, no epoch, no trimming rule),
+# so that what is left of a group's cost after our own work is measured,
+# not guessed.
+#
 #   bash tests/bench/script-cost.sh [rounds, default 3] [calls per run, default 100000]
 #
 # Needs redis-server, redis-cli, redis-benchmark and node. Stops what it
@@ -38,6 +44,16 @@ node -e '
   const lits = body.slice(0, body.indexOf(";\n")).match(/"(?:[^"\\]|\\.)*"/g);
   process.stdout.write(lits.map((l) => JSON.parse(l)).join(""));' > "$run/publish.lua"
 sha=$(redis-cli -p "$port" -x script load < "$run/publish.lua")
+# The floor (above): same KEYS and ARGV layout, nine arguments per group.
+cat > "$run/floor.lua" <<'LUA'
+for g = 1, #KEYS / 2 do
+  local a = 9 * (g - 1)
+  redis.call('XADD', KEYS[2 * g], 'MAXLEN', '~', ARGV[a + 2], '*', 'm', ARGV[a + 8])
+  redis.call('PUBLISH', ARGV[a + 5], ARGV[a + 8])
+end
+return #KEYS / 2
+LUA
+floor_sha=$(redis-cli -p "$port" -x script load < "$run/floor.lua")
 
 # A message head as the gateway passes it (the envelope without its
 # closing brace), 141 bytes; __rand_int__ (12 digits, the placeholder's
@@ -72,6 +88,7 @@ for _ in $(seq "$rounds"); do
     args+=("${g[@]}")
   done
   got[groups4]+="$(measure evalsha EVALSHA "$sha" 8 "${keys[@]}" "${args[@]}")"$'\n'
+  got[floor4]+="$(measure evalsha EVALSHA "$floor_sha" 8 "${keys[@]}" "${args[@]}")"$'\n'
 done
 
 printf '%-34s %14s %14s\n' "command" "µs per call" "µs per message"
@@ -81,3 +98,4 @@ row plain "PUBLISH" 1
 row single "script, 1 group of 1 message" 1
 row batch50 "script, 1 group of 50 messages" 50
 row groups4 "script, 4 groups of 1 message" 4
+row floor4 "floor: XADD + PUBLISH, 4 groups" 4
