@@ -129,6 +129,28 @@ describe('latest state on job channels (page reload)', () => {
     assertPosition(m, 1, sub.epoch, 'first message');
     assert.deepEqual(m.data, { state: 'queued' });
   });
+
+  test('a second subscribe while the first is still reading the stream gets bad_request; the first is answered once and stands', async () => {
+    const job = `job:${uniq('twice')}`;
+    await publishProgress(A, job, [10, 20]);
+    const c = await s.user(A, { sub: uniq('alice'), channels: ['job:*'] });
+    // Both frames leave in one tick: the first one's Redis read cannot have
+    // come back when the gateway reads the second.
+    c.send({ type: 'subscribe', id: 1, channel: job });
+    c.send({ type: 'subscribe', id: 2, channel: job });
+    const second = await c.nextMessage({ id: 2 });
+    assert.deepEqual(second, {
+      type: 'error', id: 2, code: 'bad_request', channel: job,
+      message: 'a subscribe to this channel is already in progress',
+    });
+    const first = await c.nextMessage({ id: 1 });
+    assert.equal(first.type, 'subscribed', JSON.stringify(first));
+    assertPosition(first, 2, undefined, 'the first subscribe');
+    assert.deepEqual((await c.nextOn(job)).data, { state: 'running', progress: 20 });
+    await apiPublish(B, key, job, { state: 'done', progress: 100 });
+    assert.deepEqual((await c.nextOn(job)).data, { state: 'done', progress: 100 });
+    await c.expectNoMessage(QUIET_MS, (m) => m.id === 1 || m.id === 2 || m.type === 'message');
+  });
 });
 
 describe('offsets and epochs', () => {

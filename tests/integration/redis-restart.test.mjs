@@ -18,8 +18,11 @@ describe('Redis killed and restarted under running gateways', () => {
   let alice; // on A: chat:* both ways, subscribed to the room
   let bob; // on B: subscribed to the room
   let carol; // on A: subscribed to a job channel
+  let erin; // on A: a second job channel and a channel without history
   const room = `chat:${uniq('room')}`;
   const job = `job:${uniq('job')}`;
+  const erinJob = `job:${uniq('erin')}`;
+  const plain = `plain:${uniq('p')}`;
   const closes = [];
 
   before(async () => {
@@ -31,7 +34,10 @@ describe('Redis killed and restarted under running gateways', () => {
     await alice.subscribe(room);
     await bob.subscribe(room);
     await carol.subscribe(job);
-    for (const c of [alice, bob, carol]) c.closed.then((info) => closes.push({ name: c.name, ...info }));
+    erin = await s.user(A, { sub: uniq('erin'), channels: ['job:*', 'plain:*'] }, 'erin@A');
+    await erin.subscribe(erinJob);
+    await erin.subscribe(plain);
+    for (const c of [alice, bob, carol, erin]) c.closed.then((info) => closes.push({ name: c.name, ...info }));
     await waitFor(async () => (await redis.numsub(`wsgw:${room}`)) === 2, { timeout: T(5000), what: 'room on both gateways' });
   });
   after(() => s.close());
@@ -64,6 +70,15 @@ describe('Redis killed and restarted under running gateways', () => {
     assert.deepEqual(closes, []);
   });
 
+  test('during the outage: resubscribing a held history channel gets "unavailable" and ends it; a held channel without history answers subscribed', async () => {
+    const r = await erin.expectError({ type: 'subscribe', channel: erinJob, since: { offset: 0, epoch: 'x' } }, 'unavailable');
+    assert.equal(r.channel, erinJob);
+    const p = await erin.subscribe(plain);
+    assert.equal('offset' in p, false);
+    await erin.ping();
+    assert.deepEqual(closes, []);
+  });
+
   test('during the outage: new clients can still authenticate', async () => {
     const d = await s.user(B, { sub: uniq('dave') });
     await d.ping();
@@ -79,6 +94,19 @@ describe('Redis killed and restarted under running gateways', () => {
     }, { timeout: T(10000), what: 'subscriptions restored in Redis' });
     assert.equal(await redis.numsub(`wsgw:${room}`), 2);
     assert.deepEqual(closes, []);
+  });
+
+  test('after the restart: the history subscription that failed stays ended until the client subscribes again, which recovers', async () => {
+    await waitFor(async () => (await redis.channels('wsgw:*')).includes(`wsgw:${plain}`), { timeout: T(10000), what: 'plain channel restored' });
+    assert.equal((await redis.channels('wsgw:*')).includes(`wsgw:${erinJob}`), false, 'the ended subscription came back');
+    await redisCli(redis.port, 'PUBLISH', `wsgw:${erinJob}`, '{"data":"unseen"}');
+    await redisCli(redis.port, 'PUBLISH', `wsgw:${plain}`, '{"data":"seen"}');
+    assert.equal((await erin.nextMessage(isMsg(plain))).data, 'seen');
+    await erin.expectNoMessage(QUIET_MS, isMsg(erinJob));
+    const r = await erin.subscribe(erinJob);
+    assert.equal(typeof r.epoch, 'string', JSON.stringify(r));
+    await redisCli(redis.port, 'PUBLISH', `wsgw:${erinJob}`, '{"data":"live"}');
+    assert.equal((await erin.nextMessage(isMsg(erinJob))).data, 'live');
   });
 
   test('after the restart: a redis-cli PUBLISH reaches the subscriber', async () => {
