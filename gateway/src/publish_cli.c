@@ -27,6 +27,9 @@
 #include "http_api.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
+/* As redis-cli: a worker next to its Redis needs no flag (protocol-v1.md's
+ * example has none). */
+#define DEFAULT_REDIS "redis://127.0.0.1:6379"
 #define DEFAULT_MAX_BYTES 65536
 #define MAX_BYTES_LIMIT (1024 * 1024) /* the bus's own payload limit */
 #define MAX_BYTES_CONFIG 16777216     /* the gateway's range of --max-message-bytes */
@@ -56,10 +59,11 @@ typedef struct pub_run {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: wsgw publish --redis URL --channel CHANNEL --data JSON [options]\n"
+            "usage: wsgw publish [--redis URL] --channel CHANNEL --data JSON [options]\n"
             "Publishes one message as a backend would through POST /api/publish and\n"
             "prints {\"offset\":N,\"epoch\":\"E\"} (history channels) or {}.\n"
-            "  --redis URL             redis://[[user]:password@]host[:port][/db] [WSGW_REDIS]\n"
+            "  --redis URL             redis://[[user]:password@]host[:port][/db]\n"
+            "                          (default " DEFAULT_REDIS ") [WSGW_REDIS]\n"
             "  --redis-prefix PREFIX   prefix of Redis channel names (default wsgw:)\n"
             "                          [WSGW_REDIS_PREFIX]\n"
             "  --channel CHANNEL       namespace:name, e.g. job:42\n"
@@ -113,6 +117,7 @@ static int load_env(pub_opts *o)
     const char *v;
     o->timeout_ms = DEFAULT_TIMEOUT_MS;
     o->max_bytes = DEFAULT_MAX_BYTES;
+    o->redis = DEFAULT_REDIS;
     /* Empty variables count as unset, as for the gateway. */
     if ((v = getenv("WSGW_REDIS")) && *v)
         o->redis = v;
@@ -207,8 +212,8 @@ static int parse_args(pub_opts *o, int argc, char **argv)
     if (o->max_bytes > MAX_BYTES_LIMIT)
         o->max_bytes = MAX_BYTES_LIMIT;
     if (!o->redis || !*o->redis || !o->channel || !o->data) {
-        fprintf(stderr, "wsgw publish: --redis (or WSGW_REDIS), --channel and --data are "
-                        "required (see --help)\n");
+        fprintf(stderr, "wsgw publish: --channel and --data are required, --redis may not be "
+                        "empty (see --help)\n");
         return 2;
     }
     return 0;

@@ -6,6 +6,7 @@
 // non-zero exit with a message on stderr.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import {
   Scope, uniq, freePort, T, QUIET_MS,
   apiKey, apiKeyFile, apiPublish, runPublishCli, assertPosition, assertOffsets, takeMessages, subscribeSince,
@@ -27,6 +28,12 @@ before(async () => {
 });
 after(() => s.close());
 
+/** Whether something accepts TCP connections on 127.0.0.1:port. */
+const listening = (port) => new Promise((resolve) => {
+  const sock = net.connect(port, '127.0.0.1');
+  sock.once('connect', () => { sock.destroy(); resolve(true); });
+  sock.once('error', () => resolve(false));
+});
 const publish = (channel, data, extra = []) => runPublishCli(['--redis', redis.url, '--channel', channel, '--data', data, ...extra]);
 
 function assertExit0(r, what) {
@@ -97,6 +104,16 @@ describe('wsgw publish', () => {
     const job = `job:${uniq('env')}`;
     const r = await runPublishCli(['--channel', job, '--data', '{"progress":5}'], { env: { WSGW_REDIS: redis.url } });
     assertPosition(assertExit0(r, 'publish with WSGW_REDIS'), 1, undefined, 'stdout');
+  });
+
+  test('neither --redis nor WSGW_REDIS: the Redis at 127.0.0.1:6379, as redis-cli (the contract\'s example has no --redis)', async (t) => {
+    // Never write into a Redis this test did not start: with one on 6379
+    // there is nothing to check safely.
+    if (await listening(6379)) return t.skip('something listens on 127.0.0.1:6379');
+    const r = await runPublishCli(['--channel', `job:${uniq('dflt')}`, '--data', '1', '--timeout-ms', '1000'], { env: { WSGW_REDIS: '' } });
+    assert.equal(r.code, 1, `not a usage error: ${r.stderr}`);
+    assert.match(r.stderr, /Redis at 127\.0\.0\.1:6379 not reachable/);
+    assert.equal(r.stdout, '');
   });
 
   test('Redis unreachable: non-zero exit, a message on stderr, no position printed', async () => {
