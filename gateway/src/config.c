@@ -33,7 +33,7 @@ static const opt_def options[] = {
     {"listen", OPT_STR, OFF(listen), "127.0.0.1:8080", 0, 0, "HOST:PORT",
      "address to listen on for WebSocket and HTTP"},
     {"redis", OPT_STR, OFF(redis_url), NULL, 0, 0, "URL",
-     "redis://[:password@]host:port[/db]; absent: in-process bus (one process)"},
+     "redis://[[user]:password@]host[:port][/db]; absent: in-process bus (one process)"},
     {"redis-prefix", OPT_STR, OFF(redis_prefix), "wsgw:", 0, 0, "PREFIX",
      "prefix of every Redis channel name"},
     {"jwt-secret-file", OPT_STR, OFF(jwt_secret_file), NULL, 0, 0, "PATH",
@@ -82,6 +82,9 @@ static const opt_def options[] = {
      "most messages one subscribe with since replays; beyond: recovered false"},
     {"api-key-file", OPT_LIST, OFF(api_key_files), NULL, 0, 0, "PATH",
      "API keys for POST /api/publish, one per line (repeatable: rotation)"},
+    {"static-dir", OPT_STR, OFF(static_dir), NULL, 0, 0, "DIR",
+     "serve the files under DIR at GET / (index.html) and their paths, e.g. a web page; "
+     "listed at start"},
     {"log-level", OPT_LEVEL, OFF(log_level), "info", 0, 0, "LEVEL",
      "debug, info, warn or error"},
 };

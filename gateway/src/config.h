@@ -60,6 +60,7 @@ typedef struct gw_config {
     gw_namespace namespaces[GW_LIST_MAX + 4]; /* defaults + --history, parsed */
     int64_t recovery_max;      /* most messages one recovery replays */
     gw_strlist api_key_files;  /* backend API keys, one per line */
+    char *static_dir;          /* GET / and files (static_dir.c); NULL: none */
     int log_level;
 } gw_config;
 

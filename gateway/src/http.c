@@ -4,8 +4,8 @@
  * Responses here are a few hundred bytes to a few kilobytes, sent on a
  * connection that has written nothing yet, so the header and the body are
  * written in the HTTP callback itself: the kernel's empty socket buffer takes
- * both whole. Anything that is not ours falls through to lws's default
- * handler (static files when a mount is configured, 404 otherwise).
+ * both whole. Any other GET is one of --static-dir's files when it names
+ * one (static_dir.c, which lws sends as the socket takes it), else 404.
  * POST /api/publish, which answers only once the bus has, lives in
  * http_api.c; this file routes its callbacks there.
  */
@@ -18,6 +18,7 @@
 #include "http_api.h"
 #include "client_limits.h"
 #include "metrics.h"
+#include "static_dir.h"
 
 #define BODY_MAX 32768
 
@@ -67,6 +68,11 @@ static int on_http(gw_server *s, struct lws *wsi, const char *path)
     }
     if (strcmp(path, "/metrics") == 0)
         return serve_metrics(s, wsi);
+    if (s->statics) {
+        int rc = gw_static_serve(s->statics, wsi, path);
+        if (rc <= 0)
+            return rc;
+    }
     return respond_text(wsi, HTTP_STATUS_NOT_FOUND, "not found\n");
 }
 

@@ -2,8 +2,8 @@
  * http: the plain HTTP endpoints of a gateway process.
  *
  * /healthz (liveness), /readyz (readiness: accepting clients and the bus is
- * up), /metrics (Prometheus text) and the check that lets a WebSocket
- * upgrade through only on /ws.
+ * up), /metrics (Prometheus text), --static-dir's files, and the check that
+ * lets a WebSocket upgrade through only on /ws.
  */
 #ifndef GW_HTTP_H
 #define GW_HTTP_H

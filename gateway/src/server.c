@@ -24,6 +24,7 @@
 #include "flush.h"
 #include "http_api.h"
 #include "keyfile.h"
+#include "static_dir.h"
 #include "client_limits.h"
 #include "log.h"
 #include "timers.h"
@@ -229,6 +230,21 @@ static int start_listening(gw_server *s)
     return 0;
 }
 
+static int load_statics(gw_server *s)
+{
+    char err[512];
+    if (!s->cfg->static_dir)
+        return 0;
+    s->statics = gw_static_load(s->cfg->static_dir, err, sizeof(err));
+    if (!s->statics) {
+        gw_error("config", NULL, "%s", err);
+        return -1;
+    }
+    gw_info("static_dir", NULL, "%zu files from %s", gw_static_count(s->statics),
+            s->cfg->static_dir);
+    return 0;
+}
+
 int gw_server_init(gw_server *s, const gw_config *cfg, uv_loop_t *loop)
 {
     char err[512];
@@ -251,7 +267,7 @@ int gw_server_init(gw_server *s, const gw_config *cfg, uv_loop_t *loop)
         gw_error("config", NULL, "%s", err);
         return -1;
     }
-    if (gw_api_init(s) < 0)
+    if (gw_api_init(s) < 0 || load_statics(s) < 0)
         return -1;
     s->max_connections = gw_limits_max_connections(cfg);
     if (cfg->max_connects_per_ip > 0 && !(s->ips = gw_ip_table_new()))
@@ -289,6 +305,8 @@ void gw_server_destroy(gw_server *s)
     s->keys = NULL;
     gw_api_keys_free(s->api_keys);
     s->api_keys = NULL;
+    gw_static_free(s->statics);
+    s->statics = NULL;
     gw_ip_table_free(s->ips);
     s->ips = NULL;
 }

@@ -82,6 +82,7 @@ typedef struct gw_server {
     size_t drain_closed;        /* of them, asked to close so far */
     auth_keyring *keys;
     struct gw_api_keys *api_keys; /* NULL: POST /api/publish disabled (http_api.c) */
+    struct gw_static *statics;  /* --static-dir's files; NULL: none (static_dir.c) */
     ps_bus *bus;
     ps_subs *subs;
     gw_conn *conns;             /* uthash by serial: live WebSocket connections */
