@@ -12,6 +12,7 @@
  */
 #include "session.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,7 @@ typedef struct pending_publish {
     uint64_t serial;
     int has_id;
     int64_t id;
+    char channel[AUTH_MAX_CHANNEL_LEN + 1]; /* an error names it, as every error does */
 } pending_publish;
 
 /* Wall-clock seconds for the token checks. Not time(NULL): on Linux it
@@ -186,7 +188,7 @@ static void on_published(void *udata, int status, const ps_publish_result *res)
         if (status == PS_OK)
             gw_conn_send_owned(c, gw_reply_published(p->has_id, p->id, res, LWS_PRE));
         else
-            reply_error(c, &reply_to, GW_ERR_UNAVAILABLE, ps_strerror(status), NULL);
+            reply_error(c, &reply_to, GW_ERR_UNAVAILABLE, ps_strerror(status), p->channel);
     }
     free(p);
 }
@@ -241,7 +243,8 @@ static void cmd_publish(gw_conn *c, gw_cmd *cmd)
         reply_error(c, cmd, GW_ERR_UNAVAILABLE, "out of memory", cmd->channel);
         goto out;
     }
-    *p = (pending_publish){c->srv, c->serial, cmd->has_id, cmd->id};
+    *p = (pending_publish){c->srv, c->serial, cmd->has_id, cmd->id, ""};
+    snprintf(p->channel, sizeof(p->channel), "%s", cmd->channel);
     ns = gw_config_namespace(c->srv->cfg, cmd->channel);
     if (ns)
         policy = (ps_history_policy){ns->size, ns->ttl_s};

@@ -50,6 +50,20 @@ describe('Redis killed and restarted under running gateways', () => {
     assert.equal((await B.get('/readyz')).status, 200);
   });
 
+  test('a publish Redis takes but never answers (paused, then killed) gets "unavailable" naming its channel', async () => {
+    await redisCli(redis.port, 'CLIENT', 'PAUSE', String(T(20000)), 'ALL');
+    const reply = alice.request({ type: 'publish', id: 66, channel: room, data: 'in flight' });
+    // Long enough for the command to reach the paused Redis.
+    await sleep(200);
+    await redis.kill();
+    const r = await reply;
+    assert.equal(r.type, 'error', JSON.stringify(r));
+    assert.equal(r.code, 'unavailable');
+    assert.equal(r.id, 66);
+    assert.equal(r.channel, room);
+    assert.equal(typeof r.message, 'string');
+  });
+
   test('during the outage: /readyz 503, /healthz 200, clients stay connected, ping works', async () => {
     await redis.kill();
     await Promise.all([A.waitStatus('/readyz', 503, T(10000)), B.waitStatus('/readyz', 503, T(10000))]);
