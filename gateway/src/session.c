@@ -284,7 +284,9 @@ static void handle_command(gw_conn *c, const char *buf, size_t len)
     const char *why;
     int rc = gw_cmd_parse(buf, len, &cmd, &why);
     if (rc != GW_PARSE_OK) {
-        reply_error(c, &cmd, GW_ERR_BAD_REQUEST, why, NULL);
+        /* The channel is set once it was read and valid: the error names
+         * it then, like every other error about a channel. */
+        reply_error(c, &cmd, GW_ERR_BAD_REQUEST, why, cmd.channel[0] ? cmd.channel : NULL);
         goto out;
     }
     switch (cmd.type) {

@@ -89,7 +89,24 @@ describe('subscribe', () => {
 
   test('subscribe without a channel → bad_request', async () => {
     const c = await user({ channels: ['*'] });
-    await c.expectError({ type: 'subscribe' }, 'bad_request');
+    const r = await c.expectError({ type: 'subscribe' }, 'bad_request');
+    assert.equal('channel' in r, false, JSON.stringify(r));
+  });
+
+  test('a malformed since, token or data on a good channel → bad_request that names the channel', async () => {
+    const c = await user({ channels: ['chat:*'], publish: ['chat:*'] });
+    const bad = [
+      [{ type: 'subscribe', channel: 'chat:a', since: { offset: -1, epoch: 'e' } }, /since must be/],
+      [{ type: 'subscribe', channel: 'chat:a', since: { offset: 1, epoch: 'a"b' } }, /since must be/],
+      [{ type: 'subscribe', channel: 'chat:a', token: 42 }, /token must be/],
+      [{ type: 'publish', channel: 'chat:a' }, /publish needs data/],
+    ];
+    for (const [cmd, message] of bad) {
+      const r = await c.expectError(cmd, 'bad_request');
+      assert.equal(r.channel, 'chat:a', JSON.stringify(r));
+      assert.match(r.message, message);
+    }
+    await c.ping();
   });
 });
 
