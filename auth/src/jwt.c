@@ -12,7 +12,8 @@
  *      picks the key; a payload that is no JSON object is "invalid token"
  *      whatever its signature;
  *   3. libjwt checks the signature with a key allowed to verify that alg, and
- *      jwt_get_alg() must agree afterwards;
+ *      jwt_get_alg() must agree afterwards (RSA-PSS, which libjwt lacks, is
+ *      checked by OpenSSL in pss.c);
  *   4. only then are the claims of our parsed payload looked at, with their
  *      JSON types enforced: exp/nbf/iat, iss/aud, sub, channels/publish.
  * Parsing the payload before the signature check costs nothing new: libjwt
@@ -83,6 +84,7 @@ static jwt_alg_t alg_from_name(const char *name)
         {"HS256", JWT_ALG_HS256}, {"HS384", JWT_ALG_HS384}, {"HS512", JWT_ALG_HS512},
         {"RS256", JWT_ALG_RS256}, {"RS384", JWT_ALG_RS384}, {"RS512", JWT_ALG_RS512},
         {"ES256", JWT_ALG_ES256}, {"ES384", JWT_ALG_ES384}, {"ES512", JWT_ALG_ES512},
+        {"PS256", AUTH__ALG_PS256}, {"PS384", AUTH__ALG_PS384}, {"PS512", AUTH__ALG_PS512},
     };
 
     for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
@@ -205,16 +207,30 @@ static int read_header(const json_t *hdr, jwt_alg_t *alg, const char **kid)
     return AUTH_OK;
 }
 
+/* PS*: the signature segment decoded, checked by pss.c over the first two
+ * segments (split_token has validated all three). */
+static int try_pss(const struct auth__key *k, const struct token *t, jwt_alg_t alg)
+{
+    unsigned char sig[SEGMENT_BYTES];
+    size_t n;
+
+    if (b64url_decode(t->seg[2], t->seg_len[2], sig, &n) != AUTH_OK)
+        return AUTH_EMALFORMED;
+    return auth__pss_verify(k, alg, t->text, t->seg_len[0] + 1 + t->seg_len[1], sig, n);
+}
+
 /* One signature check with one key. The key is never NULL (libjwt would then
  * accept any token) and is only used for an alg it is pinned to. */
-static int try_key(const struct auth__key *k, const char *text, jwt_alg_t alg)
+static int try_key(const struct auth__key *k, const struct token *t, jwt_alg_t alg)
 {
     jwt_t *jwt = NULL;
     int rc;
 
     if (!(k->algs & AUTH__ALG_BIT(alg)))
         return AUTH_EALG;
-    rc = jwt_decode(&jwt, text, k->material, (int)k->len);
+    if (AUTH__IS_PSS(alg))
+        return try_pss(k, t, alg);
+    rc = jwt_decode(&jwt, t->text, k->material, (int)k->len);
     /* A failed check leaves errors on the thread's OpenSSL queue, where the
      * TLS code of the same thread would later mistake them for its own. */
     ERR_clear_error();
@@ -228,7 +244,7 @@ static int try_key(const struct auth__key *k, const char *text, jwt_alg_t alg)
 
 /* kid present: that key or nothing. No kid: every key pinned to the alg is
  * tried; none at all means the alg is not one we accept. */
-static int verify_signature(const auth_keyring *kr, const char *text, jwt_alg_t alg,
+static int verify_signature(const auth_keyring *kr, const struct token *t, jwt_alg_t alg,
                             const char *kid)
 {
     int rc = AUTH_EALG;
@@ -236,12 +252,12 @@ static int verify_signature(const auth_keyring *kr, const char *text, jwt_alg_t 
     if (kid) {
         const struct auth__key *k = auth__keyring_find(kr, kid);
 
-        return k ? try_key(k, text, alg) : AUTH_EUNKNOWNKID;
+        return k ? try_key(k, t, alg) : AUTH_EUNKNOWNKID;
     }
     for (size_t i = 0; i < kr->n_keys; i++) {
         if (!(kr->keys[i].algs & AUTH__ALG_BIT(alg)))
             continue;
-        rc = try_key(&kr->keys[i], text, alg);
+        rc = try_key(&kr->keys[i], t, alg);
         if (rc == AUTH_OK || rc == AUTH_ENOMEM)
             return rc;
     }
@@ -394,7 +410,7 @@ static int verify_token(const auth_keyring *kr, const char *token, size_t len, i
     if ((rc = read_header(hdr, &alg, &kid)) != AUTH_OK ||
         (rc = decode_object(t.seg[1], t.seg_len[1], claims)) != AUTH_OK)
         goto err;
-    rc = t.seg_len[2] ? verify_signature(kr, t.text, alg, kid) : AUTH_ESIGNATURE;
+    rc = t.seg_len[2] ? verify_signature(kr, &t, alg, kid) : AUTH_ESIGNATURE;
     if (rc != AUTH_OK || (rc = check_claims(kr, *claims, now)) != AUTH_OK)
         goto err;
     json_decref(hdr);

@@ -335,7 +335,7 @@ describe('wsgw token', () => {
 });
 
 describe('public keys (--jwt-public-key)', () => {
-  for (const alg of ['RS256', 'RS384', 'RS512']) {
+  for (const alg of ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512']) {
     test(`${alg} signed with the configured RSA key is accepted`, async () => {
       const sub = uniq('alice');
       const tok = signJwt(claims({ sub }), rsa1.privateKey, { alg });
@@ -351,6 +351,8 @@ describe('public keys (--jwt-public-key)', () => {
   });
 
   test('RS256 signed with another RSA key is refused', () => expectUnauthorized(gwRsa, signJwt(claims(), rsa2.privateKey, { alg: 'RS256' })));
+  test('PS256 signed with another RSA key is refused', () => expectUnauthorized(gwRsa, signJwt(claims(), rsa2.privateKey, { alg: 'PS256' }), /invalid signature/));
+  test('PS256 under the kid of the EC key is refused', () => expectUnauthorized(gwKeys, signJwt(claims(), rsa1.privateKey, { alg: 'PS256', kid: 'ec1' }), /algorithm not allowed/));
   test('ES256 to a gateway with an RSA key is refused', () => expectUnauthorized(gwRsa, signJwt(claims(), ec1.privateKey, { alg: 'ES256' })));
   test('alg none is refused', () => expectUnauthorized(gwRsa, signJwt(claims(), null, { alg: 'none' })));
   test('expired RS256 is refused', () => expectUnauthorized(gwRsa, signJwt(claims({ exp: now() - 120 }), rsa1.privateKey, { alg: 'RS256' }), /expired/i));

@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 
 #include "auth/auth.h"
 
@@ -97,6 +98,43 @@ static char *raw_token(const char *header, const char *payload, const void *key,
     free(h);
     free(p);
     free(input);
+    return tok;
+}
+
+/* A token whose header names `alg` and whose signature is RSA-PSS over
+ * SHA-`bits` with salt length `salt` (-1: the hash's length, as RFC 7518
+ * 3.5 asks), made with OpenSSL as an issuer's library would. libjwt 1.10
+ * cannot sign PS* itself. */
+static char *pss_token(const char *alg, int bits, int salt, const char *priv_pem,
+                       const char *claims)
+{
+    const EVP_MD *md = bits == 256 ? EVP_sha256() : bits == 384 ? EVP_sha384() : EVP_sha512();
+    char *header = strf("{\"alg\":\"%s\",\"typ\":\"JWT\"}", alg);
+    char *h = b64url(header, strlen(header)), *p = b64url(claims, strlen(claims));
+    char *input = strf("%s.%s", h, p), *sig, *tok;
+    BIO *bio = BIO_new_mem_buf(priv_pem, -1);
+    EVP_PKEY *pk = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
+    unsigned char out[1024];
+    size_t out_len = sizeof(out);
+
+    assert_non_null(pk);
+    assert_non_null(ctx);
+    assert_int_equal(EVP_DigestSignInit(ctx, &pctx, md, NULL, pk), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, salt), 1);
+    assert_int_equal(EVP_DigestSign(ctx, out, &out_len, (unsigned char *)input, strlen(input)), 1);
+    sig = b64url(out, out_len);
+    tok = strf("%s.%s", input, sig);
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(pk);
+    BIO_free(bio);
+    free(header);
+    free(h);
+    free(p);
+    free(input);
+    free(sig);
     return tok;
 }
 
@@ -415,6 +453,86 @@ static void test_es256_valid(void **state)
     kr = ring_pem(NULL, K.ec384_pub);
     assert_int_equal(vf(kr, pem_token(JWT_ALG_ES384, K.ec384_priv, NULL, GOOD_CLAIMS)), AUTH_OK);
     auth_keyring_free(kr);
+}
+
+/* RSA keys verify PS256/384/512 too (protocol-v1.md: an RSA key accepts its
+ * own RS and PS algorithms), with RFC
+ * 7518's parameters pinned: salt as long as the hash, MGF1 of the same. */
+static void test_ps256_384_512_valid(void **state)
+{
+    auth_keyring *kr = ring_pem(NULL, K.rsa_pub);
+    char *tok = pss_token("PS256", 256, RSA_PSS_SALTLEN_DIGEST, K.rsa_priv,
+                          "{\"sub\":\"dave\",\"exp\":1700000600}");
+    auth_claims c;
+
+    assert_int_equal(auth_verify_connection(kr, tok, strlen(tok), NOW, &c), AUTH_OK);
+    assert_string_equal(c.sub, "dave");
+    auth_claims_free(&c);
+    free(tok);
+    assert_int_equal(vf(kr, pss_token("PS384", 384, RSA_PSS_SALTLEN_DIGEST, K.rsa_priv,
+                                      GOOD_CLAIMS)),
+                     AUTH_OK);
+    assert_int_equal(vf(kr, pss_token("PS512", 512, RSA_PSS_SALTLEN_DIGEST, K.rsa_priv,
+                                      GOOD_CLAIMS)),
+                     AUTH_OK);
+    /* The claims are still checked after the signature. */
+    assert_int_equal(vf(kr, pss_token("PS256", 256, RSA_PSS_SALTLEN_DIGEST, K.rsa_priv,
+                                      "{\"sub\":\"alice\",\"exp\":1699999000}")),
+                     AUTH_EEXPIRED);
+    auth_keyring_free(kr);
+}
+
+static void test_pss_refusals(void **state)
+{
+    auth_keyring *rsa = ring_pem(NULL, K.rsa_pub);
+    auth_keyring *ec = ring_pem(NULL, K.ec_pub);
+    auth_keyring *hmac = ring_hmac();
+    char *tok, *dot;
+
+    /* Another key, another hash than the header says, another salt. */
+    assert_int_equal(vf(rsa, pss_token("PS256", 256, RSA_PSS_SALTLEN_DIGEST, K.rsa2_priv,
+                                       GOOD_CLAIMS)),
+                     AUTH_ESIGNATURE);
+    assert_int_equal(vf(rsa, pss_token("PS256", 384, RSA_PSS_SALTLEN_DIGEST, K.rsa_priv,
+                                       GOOD_CLAIMS)),
+                     AUTH_ESIGNATURE);
+    assert_int_equal(vf(rsa, pss_token("PS256", 256, 0, K.rsa_priv, GOOD_CLAIMS)),
+                     AUTH_ESIGNATURE);
+    /* PKCS#1 v1.5 under a PS name, and PSS under an RS name. */
+    tok = pem_token(JWT_ALG_RS256, K.rsa_priv, NULL, GOOD_CLAIMS);
+    dot = strchr(tok, '.');
+    {
+        static const char ps_header[] = "{\"alg\":\"PS256\",\"typ\":\"JWT\"}";
+        char *hb = b64url(ps_header, strlen(ps_header));
+        assert_int_equal(vf(rsa, strf("%s%s", hb, dot)), AUTH_ESIGNATURE);
+        free(hb);
+    }
+    free(tok);
+    assert_int_equal(vf(rsa, pss_token("RS256", 256, RSA_PSS_SALTLEN_DIGEST, K.rsa_priv,
+                                       GOOD_CLAIMS)),
+                     AUTH_ESIGNATURE);
+    /* Only RSA keys take PS*; a tampered payload fails. */
+    assert_int_equal(vf(ec, pss_token("PS256", 256, RSA_PSS_SALTLEN_DIGEST, K.rsa_priv,
+                                      GOOD_CLAIMS)),
+                     AUTH_EALG);
+    assert_int_equal(vf(hmac, pss_token("PS256", 256, RSA_PSS_SALTLEN_DIGEST, K.rsa_priv,
+                                        GOOD_CLAIMS)),
+                     AUTH_EALG);
+    /* Another payload under a good signature. */
+    tok = pss_token("PS256", 256, RSA_PSS_SALTLEN_DIGEST, K.rsa_priv, GOOD_CLAIMS);
+    dot = strchr(tok, '.');
+    {
+        static const char other[] = "{\"sub\":\"mallory\",\"exp\":1700000600}";
+        char *pb = b64url(other, strlen(other));
+        *dot = '\0';
+        assert_int_equal(vf(rsa, strf("%s.%s%s", tok, pb, strchr(dot + 1, '.'))),
+                         AUTH_ESIGNATURE);
+        free(pb);
+    }
+    free(tok);
+    auth_keyring_free(rsa);
+    auth_keyring_free(ec);
+    auth_keyring_free(hmac);
 }
 
 static void test_sign_hs256_roundtrip(void **state)
@@ -1212,6 +1330,8 @@ int main(void)
         cmocka_unit_test(test_hs384_hs512_valid),
         cmocka_unit_test(test_rs256_valid),
         cmocka_unit_test(test_es256_valid),
+        cmocka_unit_test(test_ps256_384_512_valid),
+        cmocka_unit_test(test_pss_refusals),
         cmocka_unit_test(test_sign_hs256_roundtrip),
         cmocka_unit_test(test_token_not_nul_terminated),
         cmocka_unit_test(test_alg_none_refused),
