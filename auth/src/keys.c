@@ -4,12 +4,13 @@
  *
  * Adding a key is where its algorithms are decided, from what the key is and
  * never from what a token claims: an HMAC secret verifies HS256/384/512, an
- * RSA public key RS256/384/512 and PS256/384/512, an EC public key only the ES* algorithm of its
- * curve. OpenSSL identifies the key type; a PEM it cannot read as a public key
- * of those kinds is refused here rather than failing every token later. Weak
- * keys are refused so that the gateway does not start with them: short HMAC
- * secrets (AUTH_EWEAKKEY) and RSA moduli under 2048 bits (AUTH_EKEY, since
- * the reason text of AUTH_EWEAKKEY speaks of HMAC secrets).
+ * RSA public key RS256/384/512 and PS256/384/512, an EC public key only the
+ * ES* algorithm of its curve. OpenSSL identifies the key type; a PEM it
+ * cannot read as a public key of those kinds is refused here rather than
+ * failing every token later. Weak keys are refused so that the gateway does
+ * not start with them: short HMAC secrets (AUTH_EWEAKKEY) and RSA moduli
+ * under 2048 bits (AUTH_EKEY, since the reason text of AUTH_EWEAKKEY speaks
+ * of HMAC secrets).
  */
 #include <limits.h>
 #include <stdlib.h>

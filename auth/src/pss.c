@@ -57,7 +57,7 @@ int auth__pss_verify(const struct auth__key *k, jwt_alg_t alg, const char *input
     if (!md)
         return AUTH_EALG;
     if (!(pk = rsa_key(k))) {
-        rc = AUTH_ESIGNATURE; /* keys.c read it at start: only a non-RSA key gets here */
+        rc = AUTH_ESIGNATURE; /* keys.c read it at start: only an allocation fails here */
         goto done;
     }
     if (!(ctx = EVP_MD_CTX_new()))

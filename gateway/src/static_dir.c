@@ -154,6 +154,8 @@ gw_static *gw_static_load(const char *dir, char *err, size_t errlen)
     return st;
 }
 
+/* The file for a request path: "/" and paths ending in '/' name that
+ * folder's index.html. NULL when none. */
 static const static_file *find(const gw_static *st, const char *path)
 {
     char key[MAX_PATH];
@@ -167,12 +169,6 @@ static const static_file *find(const gw_static *st, const char *path)
         memcpy(key + len, "index.html", sizeof("index.html"));
     HASH_FIND_STR(st->files, key, f);
     return f;
-}
-
-const char *gw_static_find(const gw_static *st, const char *path)
-{
-    const static_file *f = find(st, path);
-    return f ? f->file : NULL;
 }
 
 int gw_static_serve(const gw_static *st, struct lws *wsi, const char *path)

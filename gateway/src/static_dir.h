@@ -30,10 +30,6 @@ gw_static *gw_static_load(const char *dir, char *err, size_t errlen);
 void gw_static_free(gw_static *st);
 size_t gw_static_count(const gw_static *st);
 
-/* The file for a request path: "/" and paths ending in '/' name that
- * folder's index.html. NULL when none; the pointer lives as long as st. */
-const char *gw_static_find(const gw_static *st, const char *path);
-
 /* Answers GET path from st when it names a file. Returns 1 when it did not
  * (the caller answers 404), else what the HTTP callback should return: 0,
  * or -1 to close the connection. */

@@ -72,9 +72,9 @@ int auth_keyring_add_hmac(auth_keyring *kr, const char *kid, const unsigned char
                           size_t len);
 
 /* Adds an RSA or EC public key in PEM. The key type decides the accepted
- * algorithms: RSA -> RS256/384/512 and PS256/384/512, EC -> the one ES* algorithm of its curve
- * (P-256 -> ES256, P-384 -> ES384, P-521 -> ES512, as RFC 7518 3.4 pins them).
- * Copies the PEM. Returns AUTH_OK, AUTH_EKEY for anything that is not such a
+ * algorithms: RSA -> RS256/384/512 and PS256/384/512, EC -> the one ES*
+ * algorithm of its curve (P-256 -> ES256, P-384 -> ES384, P-521 -> ES512,
+ * as RFC 7518 3.4 pins them). Copies the PEM. Returns AUTH_OK, AUTH_EKEY for anything that is not such a
  * key (private keys, certificates, other curves and key types, and RSA keys
  * under AUTH_MIN_RSA_BITS included), AUTH_EDUPKID, AUTH_ENOMEM. */
 int auth_keyring_add_pem(auth_keyring *kr, const char *kid, const char *pem, size_t len);
