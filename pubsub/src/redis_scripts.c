@@ -51,7 +51,10 @@
  * it with the candidate epoch the caller passes in (Lua has no good
  * randomness of its own) and deletes any stale stream, whose offsets would
  * belong to the old epoch. HINCRBY by n reserves the next n offsets, XADD
- * stores the entry, the TTLs are refreshed (below) and one PUBLISH sends
+ * stores the entry (when Redis refuses it, e.g. someone else's key of
+ * another type at the stream's name, the offsets are given back before the
+ * group fails: a refused publish must not leave a hole that every
+ * subscriber would later take for lost messages), the TTLs are refreshed (below) and one PUBLISH sends
  * the lot: one message as its complete stored text (head, separator,
  * "offset":N,"epoch":"E"}); a batch as the JSON array
  * [<first offset>,"<epoch>",<envelope>,...], the caller's "b" with one
@@ -117,13 +120,17 @@ static const char publish_lua[] =
     "  if n == 1 then\n"
     "    text = ARGV[a + 8] .. ARGV[a + 9] .. '\"offset\":' .. first .. ',\"epoch\":\"' .. epoch "
     ".. '\"}'\n"
-    "    added = redis.call('XADD', h, 'NOMKSTREAM', 'MINID', '~', keep, id, 'm', text)\n"
+    "    added = redis.pcall('XADD', h, 'NOMKSTREAM', 'MINID', '~', keep, id, 'm', text)\n"
     "    if not added then redis.call('XADD', h, id, 'm', text) end\n"
     "  else\n"
     "    text = '[' .. first .. ',\"' .. epoch .. '\",' .. ARGV[a + 8]\n"
-    "    added = redis.call('XADD', h, 'NOMKSTREAM', 'MINID', '~', keep, id, 'n', ARGV[a + 7],\n"
+    "    added = redis.pcall('XADD', h, 'NOMKSTREAM', 'MINID', '~', keep, id, 'n', ARGV[a + 7],\n"
     "                       'b', ARGV[a + 8])\n"
     "    if not added then redis.call('XADD', h, id, 'n', ARGV[a + 7], 'b', ARGV[a + 8]) end\n"
+    "  end\n"
+    "  if type(added) == 'table' then\n"
+    "    redis.call('HINCRBY', m, 'top', -n)\n"
+    "    error(added)\n"
     "  end\n"
     "  if not added then refresh = true end\n"
     "  if refresh then\n"

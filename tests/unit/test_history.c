@@ -1375,6 +1375,34 @@ static void a_refused_group_fails_only_its_callers(void **state)
     assert_int_equal(read_wait(f, "job:y", 0, 10, 10, 60)->n, 1);
 }
 
+/* A group whose XADD Redis refuses (someone else's key at the stream's
+ * name) gives its offsets back: once the key is gone, the next publish
+ * takes the offset after the last one published, so subscribers see no
+ * hole where nothing was lost. */
+static void a_refused_append_leaves_no_offset_gap(void **state)
+{
+    fixture *f = *state;
+    const char *chans[] = {"job:z"};
+    ps_history_policy p = {10, 60};
+
+    two_buses(f, chans, 1);
+    assert_int_equal(publish_i(f, 0, "job:z", &p), PS_OK);
+    WAIT(f, got_pubs, 1);
+    freeReplyObject(sync_command(main_server.port, NULL, "SET %s x", "wsgw:h:{job:z}"));
+    assert_int_equal(publish_i(f, 1, "job:z", &p), PS_OK);
+    WAIT(f, got_pubs, 2);
+    freeReplyObject(sync_command(main_server.port, NULL, "DEL %s", "wsgw:h:{job:z}"));
+    assert_int_equal(publish_i(f, 2, "job:z", &p), PS_OK);
+    WAIT(f, got_pubs, 3);
+    assert_int_equal(f->pubs[0].status, PS_OK);
+    assert_int_equal(f->pubs[0].offset, 1);
+    assert_int_equal(f->pubs[1].status, PS_EINVAL);
+    assert_non_null(strstr(ps_bus_last_error(f->bus[1]), "WRONGTYPE"));
+    assert_int_equal(f->pubs[2].status, PS_OK);
+    assert_int_equal(f->pubs[2].offset, 2);
+    assert_string_equal(f->pubs[2].epoch, f->pubs[0].epoch);
+}
+
 /* A run's command failing fails each of its messages, once, with the same
  * status: refused by Redis (PS_EINVAL), and lost with the link
  * (PS_EUNAVAILABLE). */
@@ -1765,6 +1793,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(interleaved_channels_keep_issue_order, setup, teardown),
         cmocka_unit_test_setup_teardown(failed_run_fails_each_message_once, setup, teardown),
         cmocka_unit_test_setup_teardown(a_refused_group_fails_only_its_callers, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_refused_append_leaves_no_offset_gap, setup, teardown),
         cmocka_unit_test_setup_teardown(queued_behind_a_lost_call_fail_too, setup, teardown),
         cmocka_unit_test_setup_teardown(stop_completes_queued_publishes, setup, teardown),
         cmocka_unit_test_setup_teardown(refused_and_odd, setup, teardown),
