@@ -3,7 +3,11 @@
  *
  * The walk is our own rather than nftw(3), which has no way to pass state
  * to its callback but a global. It follows symlinks (stat, not lstat), so a
- * cycle of linked folders is cut by MAX_DEPTH and the file bound.
+ * folder that links back to itself or an ancestor would recurse: each
+ * folder's device and inode are kept for its descendants, which skip a
+ * folder they have already entered on their way down. MAX_DEPTH and the
+ * entry bound (files and folders both) limit whatever else an operator's
+ * links multiply.
  */
 #include "static_dir.h"
 
@@ -28,7 +32,24 @@ typedef struct static_file {
 struct gw_static {
     static_file *files; /* uthash by url */
     size_t n;
+    size_t dirs; /* folders entered, against the same bound */
 };
+
+/* The folders above the one being listed, by identity. */
+typedef struct ancestry {
+    dev_t dev[MAX_DEPTH + 1];
+    ino_t ino[MAX_DEPTH + 1];
+    int n;
+} ancestry;
+
+static int entered(const ancestry *up, const struct stat *sb)
+{
+    for (int i = 0; i < up->n; i++) {
+        if (up->dev[i] == sb->st_dev && up->ino[i] == sb->st_ino)
+            return 1;
+    }
+    return 0;
+}
 
 /* Types browsers must get right (scripts and styles are refused under a
  * wrong one with nosniff); lws's own table for the rest. */
@@ -79,13 +100,19 @@ size_t gw_static_count(const gw_static *st)
     return st ? st->n : 0;
 }
 
+static int over_bound(const gw_static *st, char *err, size_t errlen)
+{
+    if (st->n + st->dirs < GW_STATIC_MAX_FILES)
+        return 0;
+    snprintf(err, errlen, "--static-dir: more than %d files and folders", GW_STATIC_MAX_FILES);
+    return 1;
+}
+
 static int add_file(gw_static *st, const char *url, const char *file, char *err, size_t errlen)
 {
     static_file *f;
-    if (st->n >= GW_STATIC_MAX_FILES) {
-        snprintf(err, errlen, "more than %d files", GW_STATIC_MAX_FILES);
+    if (over_bound(st, err, errlen))
         return -1;
-    }
     f = calloc(1, sizeof(*f));
     if (!f || !(f->url = strdup(url)) || !(f->file = strdup(file))) {
         if (f)
@@ -99,20 +126,27 @@ static int add_file(gw_static *st, const char *url, const char *file, char *err,
     return 0;
 }
 
-/* Lists dir (the file-system path) as url (its request path, ending in
- * '/'). Entries that cannot be read are left out, as a web server would
- * answer 404 for them; only the top folder must be readable. */
-static int walk(gw_static *st, const char *dir, const char *url, int depth, char *err,
-                size_t errlen)
+/* Lists dir (the file-system path, whose stat is *self) as url (its
+ * request path, ending in '/'). Entries that cannot be read are left out,
+ * as a web server would answer 404 for them; only the top folder must be
+ * readable. */
+static int walk(gw_static *st, const char *dir, const struct stat *self, const char *url,
+                ancestry *up, char *err, size_t errlen)
 {
     char file[MAX_PATH], sub[MAX_PATH];
     struct dirent *e;
     struct stat sb;
     int rc = 0;
-    DIR *d = opendir(dir);
+    DIR *d;
 
-    if (!d)
+    if (over_bound(st, err, errlen))
+        return -1;
+    st->dirs++;
+    if (!(d = opendir(dir)))
         return 0;
+    up->dev[up->n] = self->st_dev;
+    up->ino[up->n] = self->st_ino;
+    up->n++;
     while (rc == 0 && (e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue; /* ., .., dot files, ..data */
@@ -122,11 +156,12 @@ static int walk(gw_static *st, const char *dir, const char *url, int depth, char
             continue;
         if (S_ISREG(sb.st_mode)) {
             rc = add_file(st, sub, file, err, errlen);
-        } else if (S_ISDIR(sb.st_mode) && depth < MAX_DEPTH) {
+        } else if (S_ISDIR(sb.st_mode) && up->n <= MAX_DEPTH && !entered(up, &sb)) {
             strcat(sub, "/");
-            rc = walk(st, file, sub, depth + 1, err, errlen);
+            rc = walk(st, file, &sb, sub, up, err, errlen);
         }
     }
+    up->n--;
     closedir(d);
     return rc;
 }
@@ -134,6 +169,7 @@ static int walk(gw_static *st, const char *dir, const char *url, int depth, char
 gw_static *gw_static_load(const char *dir, char *err, size_t errlen)
 {
     struct stat sb;
+    ancestry up = {.n = 0};
     DIR *d;
     gw_static *st;
 
@@ -147,7 +183,7 @@ gw_static *gw_static_load(const char *dir, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (walk(st, dir, "/", 0, err, errlen) < 0) {
+    if (walk(st, dir, &sb, "/", &up, err, errlen) < 0) {
         gw_static_free(st);
         return NULL;
     }

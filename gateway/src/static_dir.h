@@ -23,9 +23,10 @@
 typedef struct gw_static gw_static;
 
 /* Lists the regular files under dir (following symlinks, as a mounted
- * ConfigMap needs). Returns the table, or NULL with a one-line reason in err
- * (dir unreadable, not a folder, more than GW_STATIC_MAX_FILES files, out of
- * memory). The caller owns the table: gw_static_free. */
+ * ConfigMap needs, but never into a folder it is already inside). Returns
+ * the table, or NULL with a one-line reason in err (dir unreadable, not a
+ * folder, more than GW_STATIC_MAX_FILES files and folders, out of memory).
+ * The caller owns the table: gw_static_free. */
 gw_static *gw_static_load(const char *dir, char *err, size_t errlen);
 void gw_static_free(gw_static *st);
 size_t gw_static_count(const gw_static *st);

@@ -33,6 +33,12 @@ before(async () => {
   // A link to a file in the folder is served like the file (as a mounted
   // Kubernetes ConfigMap's files are links).
   fs.symlinkSync(path.join(www, 'style.css'), path.join(www, 'linked.css'));
+  // Links back into the walk: three to the folder itself (3^16 paths if
+  // followed 16 deep) and one to an ancestor. The gateway must start at
+  // once and serve none of those aliases.
+  fs.mkdirSync(path.join(www, 'cycle'));
+  for (const name of ['a', 'b', 'c']) fs.symlinkSync('.', path.join(www, 'cycle', name));
+  fs.symlinkSync('../..', path.join(www, 'js', 'lib', 'top'));
   [gw, plain] = await Promise.all([
     s.gateway({ name: 'static', args: ['--static-dir', www] }),
     s.gateway({ name: 'no-static' }),
@@ -73,7 +79,8 @@ describe('--static-dir', () => {
   test('nothing else: dot files, paths that climb out, unknown files and folders without a slash are 404', async () => {
     for (const p of ['/.env', '/.git/config', '/../outside.txt', '/js/../../outside.txt',
       '/%2e%2e/outside.txt', '/js/%2e%2e/%2e%2e/outside.txt', '/nope.html', '/docs', '/js/',
-      '//etc/passwd', '/index.html/', '/style.css?x=1/../../outside.txt']) {
+      '//etc/passwd', '/index.html/', '/style.css?x=1/../../outside.txt',
+      '/cycle/a/', '/cycle/a/b/c/', '/js/lib/top/index.html', '/js/lib/top/js/app.js']) {
       const r = await get(p);
       if (p.startsWith('/style.css?')) {
         // The query is not part of the path: the file itself.
