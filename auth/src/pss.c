@@ -63,6 +63,11 @@ int auth__pss_verify(const struct auth__key *k, jwt_alg_t alg, const char *input
     if (!(ctx = EVP_MD_CTX_new()))
         goto done;
     rc = AUTH_ESIGNATURE;
+    /* RFC 8017 8.1.2: exactly the modulus's length. OpenSSL's PSS path takes
+     * a shorter one (leading zero bytes dropped), which would give one token
+     * two spellings. */
+    if (sig_len != (size_t)EVP_PKEY_get_size(pk))
+        goto done;
     /* pctx belongs to ctx: freed with it. */
     if (EVP_DigestVerifyInit(ctx, &pctx, md, NULL, pk) != 1 ||
         EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||

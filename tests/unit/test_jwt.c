@@ -101,23 +101,19 @@ static char *raw_token(const char *header, const char *payload, const void *key,
     return tok;
 }
 
-/* A token whose header names `alg` and whose signature is RSA-PSS over
- * SHA-`bits` with salt length `salt` (-1: the hash's length, as RFC 7518
- * 3.5 asks), made with OpenSSL as an issuer's library would. libjwt 1.10
- * cannot sign PS* itself. */
-static char *pss_token(const char *alg, int bits, int salt, const char *priv_pem,
-                       const char *claims)
+/* RSA-PSS over SHA-`bits` of input with salt length `salt` (-1: the
+ * hash's length, as RFC 7518 3.5 asks), made with OpenSSL as an issuer's
+ * library would (libjwt 1.10 cannot sign PS* itself). Fills out (1024
+ * bytes at least) and returns the signature's length. */
+static size_t pss_sign(const char *input, int bits, int salt, const char *priv_pem,
+                       unsigned char *out)
 {
     const EVP_MD *md = bits == 256 ? EVP_sha256() : bits == 384 ? EVP_sha384() : EVP_sha512();
-    char *header = strf("{\"alg\":\"%s\",\"typ\":\"JWT\"}", alg);
-    char *h = b64url(header, strlen(header)), *p = b64url(claims, strlen(claims));
-    char *input = strf("%s.%s", h, p), *sig, *tok;
     BIO *bio = BIO_new_mem_buf(priv_pem, -1);
     EVP_PKEY *pk = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     EVP_PKEY_CTX *pctx = NULL;
-    unsigned char out[1024];
-    size_t out_len = sizeof(out);
+    size_t out_len = 1024;
 
     assert_non_null(pk);
     assert_non_null(ctx);
@@ -125,14 +121,35 @@ static char *pss_token(const char *alg, int bits, int salt, const char *priv_pem
     assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING), 1);
     assert_int_equal(EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, salt), 1);
     assert_int_equal(EVP_DigestSign(ctx, out, &out_len, (unsigned char *)input, strlen(input)), 1);
-    sig = b64url(out, out_len);
-    tok = strf("%s.%s", input, sig);
     EVP_MD_CTX_free(ctx);
     EVP_PKEY_free(pk);
     BIO_free(bio);
+    return out_len;
+}
+
+/* header.payload of a token whose header names `alg`. */
+static char *signing_input(const char *alg, const char *claims)
+{
+    char *header = strf("{\"alg\":\"%s\",\"typ\":\"JWT\"}", alg);
+    char *h = b64url(header, strlen(header)), *p = b64url(claims, strlen(claims));
+    char *input = strf("%s.%s", h, p);
+
     free(header);
     free(h);
     free(p);
+    return input;
+}
+
+/* A token whose header names `alg`, signed as pss_sign does. */
+static char *pss_token(const char *alg, int bits, int salt, const char *priv_pem,
+                       const char *claims)
+{
+    char *input = signing_input(alg, claims), *sig, *tok;
+    unsigned char out[1024];
+    size_t n = pss_sign(input, bits, salt, priv_pem, out);
+
+    sig = b64url(out, n);
+    tok = strf("%s.%s", input, sig);
     free(input);
     free(sig);
     return tok;
@@ -533,6 +550,34 @@ static void test_pss_refusals(void **state)
     auth_keyring_free(rsa);
     auth_keyring_free(ec);
     auth_keyring_free(hmac);
+}
+
+/* One token, one spelling: a PSS signature must be exactly as long as the
+ * modulus. PSS signing is randomized, so about one signature in 256 starts
+ * with a zero byte; dropped, OpenSSL alone would still verify it. */
+static void test_pss_signature_length_exact(void **state)
+{
+    auth_keyring *kr = ring_pem(NULL, K.rsa_pub);
+    char *input = signing_input("PS256", GOOD_CLAIMS), *sig;
+    unsigned char out[1024];
+    size_t n = 0;
+    int tries;
+
+    for (tries = 0; tries < 20000; tries++) {
+        n = pss_sign(input, 256, RSA_PSS_SALTLEN_DIGEST, K.rsa_priv, out);
+        if (out[0] == 0)
+            break;
+    }
+    assert_true(tries < 20000);
+    assert_int_equal(n, 256);
+    sig = b64url(out, n);
+    assert_int_equal(vf(kr, strf("%s.%s", input, sig)), AUTH_OK);
+    free(sig);
+    sig = b64url(out + 1, n - 1);
+    assert_int_equal(vf(kr, strf("%s.%s", input, sig)), AUTH_ESIGNATURE);
+    free(sig);
+    free(input);
+    auth_keyring_free(kr);
 }
 
 static void test_sign_hs256_roundtrip(void **state)
@@ -1332,6 +1377,7 @@ int main(void)
         cmocka_unit_test(test_es256_valid),
         cmocka_unit_test(test_ps256_384_512_valid),
         cmocka_unit_test(test_pss_refusals),
+        cmocka_unit_test(test_pss_signature_length_exact),
         cmocka_unit_test(test_sign_hs256_roundtrip),
         cmocka_unit_test(test_token_not_nul_terminated),
         cmocka_unit_test(test_alg_none_refused),
